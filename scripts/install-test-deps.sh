@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need on a fresh Debian (bookworm) machine.
+# Idempotent: packages and the venv that are already present are skipped, so a second run is fast.
+# Downloads only from apt and PyPI.
+set -euo pipefail
+
+TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
+VENV="$TOOLS_DIR/venv"
+APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates)
+PY_PACKAGES=(pynacl cryptography)
+
+log() { echo "install-test-deps: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root (or sudo) to run: $*"; return 1
+    fi
+}
+
+missing_apt_packages() {
+    local pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        # dpkg-query prints "install ok installed" only for fully installed packages.
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            echo "$pkg"
+        fi
+    done
+}
+
+install_apt() {
+    local missing
+    mapfile -t missing < <(missing_apt_packages)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt packages present"
+        return
+    fi
+    log "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Debian's python3 is the one python3-venv provides ensurepip for; prefer it over pyenv shims.
+system_python() {
+    if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi
+}
+
+venv_ready() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nacl, cryptography' 2>/dev/null
+}
+
+install_venv() {
+    if venv_ready; then
+        log "python venv present: $VENV"
+        return
+    fi
+    log "creating python venv: $VENV"
+    mkdir -p "$TOOLS_DIR"
+    "$(system_python)" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q "${PY_PACKAGES[@]}"
+}
+
+install_apt
+install_venv

@@ -1,0 +1,201 @@
+//! Admission handling: an AdmissionReview body in, an AdmissionReview answer out.
+//!
+//! The same [`Admission::handle`] serves the webhook (`/mutate`, `/validate`) and
+//! `signet review`, so what the command line shows is what the cluster gets.
+
+pub mod review;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::metrics::Metrics;
+use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, Verifier, evaluate};
+use crate::sources::SnapshotHandle;
+use review::{AdmissionRequest, Answer, ReviewError, parse_review, render_response};
+use workload::{Workload, pod_spec_pointer, workload};
+
+/// The two webhook endpoints differ only in whether pins become a patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Mutate,
+    Validate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+/// Everything an admission needs; cheap to clone.
+#[derive(Clone)]
+pub struct Admission {
+    pub snapshot: SnapshotHandle,
+    pub verifier: Arc<dyn Verifier>,
+    pub no_match: NoMatchPolicy,
+    pub metrics: Metrics,
+    /// Answer budget when the API server does not send `?timeout=`.
+    pub default_budget: Duration,
+}
+
+impl Admission {
+    /// Answers one AdmissionReview body; `Err` only when the body is not an AdmissionReview.
+    /// `timeout` is the API server's own deadline for this call, when it sent one.
+    pub async fn handle(
+        &self,
+        body: &[u8],
+        endpoint: Endpoint,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, ReviewError> {
+        let started = Instant::now();
+        let review = parse_review(body)?;
+        let (uid, answer) = match &review.request {
+            Err(why) => (String::new(), Answer::deny(why.clone())),
+            Ok(request) => {
+                let budget = answer_budget(timeout, self.default_budget);
+                let answer = match tokio::time::timeout(budget, self.answer(request, endpoint)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Answer::deny(format!(
+                        "signet could not finish verifying the images within {budget:?}; retry, or check registry reachability"
+                    )),
+                };
+                (request.uid.clone(), answer)
+            }
+        };
+        self.record(&review.request, &answer, endpoint, started);
+        Ok(render_response(&review.api_version, &uid, &answer))
+    }
+
+    async fn answer(&self, request: &AdmissionRequest, endpoint: Endpoint) -> Answer {
+        let images = match workload(request) {
+            Err(e) => return Answer::deny(e.to_string()),
+            Ok(Workload::Skip(_)) => return Answer::allow(),
+            Ok(Workload::Images(images)) if images.is_empty() => return Answer::allow(),
+            Ok(Workload::Images(images)) => images,
+        };
+        let snapshot = self.snapshot.load();
+        let resource = resource_info(request);
+        let context = request_context(request);
+        let evaluation = evaluate(
+            &snapshot,
+            &images,
+            &resource,
+            &context,
+            self.verifier.as_ref(),
+            self.no_match,
+        )
+        .await;
+        let mut answer = if evaluation.allowed {
+            Answer::allow()
+        } else {
+            Answer::deny(evaluation.denials.join("\n"))
+        };
+        answer.warnings = evaluation.warnings;
+        if endpoint == Endpoint::Mutate {
+            // `test` first: the patch applies only to the object signet reviewed.
+            answer.patch = evaluation
+                .pins
+                .iter()
+                .flat_map(|pin| {
+                    [
+                        json!({"op": "test", "path": pin.path, "value": pin.original}),
+                        json!({"op": "replace", "path": pin.path, "value": pin.image}),
+                    ]
+                })
+                .collect();
+        }
+        answer
+    }
+
+    fn record(&self, request: &Result<AdmissionRequest, String>, answer: &Answer, endpoint: Endpoint, started: Instant) {
+        let outcome = match (answer.allowed, answer.warnings.is_empty()) {
+            (false, _) => "denied",
+            (true, false) => "warned",
+            (true, true) => "allowed",
+        };
+        let elapsed = started.elapsed();
+        self.metrics.observe_admission(endpoint.as_str(), outcome, elapsed);
+        let (uid, namespace, kind, name) = match request {
+            Ok(r) => (
+                r.uid.as_str(),
+                r.namespace.as_deref().unwrap_or_default(),
+                r.kind.kind.as_str(),
+                r.name.as_deref().unwrap_or_default(),
+            ),
+            Err(_) => ("", "", "", ""),
+        };
+        tracing::info!(
+            endpoint = endpoint.as_str(),
+            uid,
+            namespace,
+            kind,
+            name,
+            outcome,
+            reason = answer.message.as_deref().unwrap_or_default(),
+            warnings = answer.warnings.len(),
+            pinned = answer.patch.len() / 2,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "admission reviewed"
+        );
+    }
+}
+
+/// signet answers before the API server gives up: 80% of its timeout, at least 1 s.
+fn answer_budget(timeout: Option<Duration>, default: Duration) -> Duration {
+    timeout
+        .map(|t| t.mul_f64(0.8).max(Duration::from_secs(1)))
+        .unwrap_or(default)
+}
+
+fn resource_info(request: &AdmissionRequest) -> ResourceInfo {
+    let labels = request
+        .object
+        .as_ref()
+        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect::<BTreeMap<_, _>>()
+        })
+        .unwrap_or_default();
+    ResourceInfo {
+        group: request.resource.group.clone(),
+        version: request.resource.version.clone(),
+        resource: request.resource.resource.clone(),
+        labels,
+    }
+}
+
+/// Who runs the pod, for registry credentials: its ServiceAccount and pull secrets.
+fn request_context(request: &AdmissionRequest) -> RequestContext {
+    let spec = pod_spec_pointer(&request.resource.group, &request.resource.resource)
+        .and_then(|p| request.object.as_ref()?.pointer(p));
+    let service_account = spec
+        .and_then(|s| s.get("serviceAccountName"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let image_pull_secrets = spec
+        .and_then(|s| s.get("imagePullSecrets"))
+        .and_then(Value::as_array)
+        .map(|secrets| {
+            secrets
+                .iter()
+                .filter_map(|s| s.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    RequestContext {
+        namespace: request.namespace.clone(),
+        service_account,
+        image_pull_secrets,
+    }
+}

@@ -1,0 +1,324 @@
+//! The command line: `serve`, `review`, `crd`. Every `serve` flag has a `SIGNET_*` twin.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::admission::{Admission, Endpoint};
+use crate::metrics::Metrics;
+use crate::policy::evaluate::NoMatchPolicy;
+use crate::registry::{RegistryClient, RegistryConfig};
+use crate::server::TlsSource;
+use crate::sources::{SnapshotHandle, folder};
+use crate::verify::RegistryVerifier;
+
+#[derive(Parser, Debug)]
+#[command(name = "signet", version, about = "Kubernetes admission webhook that lets only signed container images run")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter, e.g. `info` or `signet=debug,info`.
+    #[arg(long, env = "SIGNET_LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+    #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the admission webhook.
+    Serve(ServeArgs),
+    /// Answer an AdmissionReview file offline, exactly as the webhook would.
+    Review(ReviewArgs),
+    /// Print the CustomResourceDefinitions (or write them to a folder).
+    Crd {
+        /// Write one file per CRD into this folder instead of printing.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// HTTPS address of the webhook.
+    #[arg(long, env = "SIGNET_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "SIGNET_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    admin_listen: SocketAddr,
+    /// Serving certificate (PEM, chain allowed); reloaded when it changes.
+    #[arg(long, env = "SIGNET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "SIGNET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Without --tls-cert: where to write the generated CA certificate (for `caBundle`).
+    #[arg(long, env = "SIGNET_TLS_CA_OUT")]
+    tls_ca_out: Option<PathBuf>,
+    /// Without --tls-cert: names the generated certificate is valid for.
+    #[arg(long, env = "SIGNET_TLS_SAN", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    tls_san: Vec<String>,
+    /// Standalone mode: load policies from this folder (reloaded on change) instead of
+    /// watching the cluster.
+    #[arg(long, env = "SIGNET_POLICY_DIR")]
+    policy_dir: Option<PathBuf>,
+    #[command(flatten)]
+    decision: DecisionArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+struct DecisionArgs {
+    /// What to do with images no ClusterImagePolicy matches.
+    #[arg(long, env = "SIGNET_NO_MATCH_POLICY", value_enum, default_value = "deny")]
+    no_match_policy: NoMatchPolicy,
+    /// Answer budget when the API server sends no `?timeout=` (seconds).
+    #[arg(long, env = "SIGNET_ADMISSION_TIMEOUT_SECONDS", default_value = "8")]
+    admission_timeout_seconds: u64,
+}
+
+#[derive(Args, Debug)]
+struct RegistryArgs {
+    /// Extra CA certificate (PEM) trusted for registries; repeatable.
+    #[arg(long, env = "SIGNET_REGISTRY_CA", value_delimiter = ',')]
+    registry_ca: Vec<PathBuf>,
+    /// Registry `host[:port]` reached over plain HTTP; repeatable.
+    #[arg(long, env = "SIGNET_INSECURE_REGISTRY", value_delimiter = ',')]
+    insecure_registry: Vec<String>,
+    /// Deadline of one registry operation (seconds).
+    #[arg(long, env = "SIGNET_REGISTRY_TIMEOUT_SECONDS", default_value = "5")]
+    registry_timeout_seconds: u64,
+}
+
+#[derive(Args, Debug)]
+struct ReviewArgs {
+    /// AdmissionReview JSON file (`-` for standard input).
+    request: PathBuf,
+    /// Policy file or folder; repeatable.
+    #[arg(long, required = true)]
+    policy: Vec<PathBuf>,
+    /// Which webhook to imitate; `mutate` also prints the patch.
+    #[arg(long, value_enum, default_value = "mutate")]
+    endpoint: EndpointArg,
+    #[command(flatten)]
+    decision: DecisionArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EndpointArg {
+    Mutate,
+    Validate,
+}
+
+/// Parses the command line and runs it. Exit codes: 0 success (or allowed), 1 denied,
+/// 2 error.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Review(args) => review(args).await,
+        Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
+    let extra_roots_pem = args
+        .registry_ca
+        .iter()
+        .map(|path| std::fs::read(path).with_context(|| format!("cannot read --registry-ca {}", path.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = RegistryConfig {
+        extra_roots_pem,
+        insecure_hosts: args.insecure_registry.clone(),
+        request_timeout: Duration::from_secs(args.registry_timeout_seconds),
+        ..RegistryConfig::default()
+    };
+    RegistryClient::new(config).context("cannot configure the registry client")
+}
+
+fn admission(snapshot: SnapshotHandle, decision: &DecisionArgs, registry: &RegistryArgs) -> anyhow::Result<Admission> {
+    Ok(Admission {
+        snapshot,
+        verifier: Arc::new(RegistryVerifier::new(registry_client(registry)?)),
+        no_match: decision.no_match_policy,
+        metrics: Metrics::new().context("cannot register metrics")?,
+        default_budget: Duration::from_secs(decision.admission_timeout_seconds),
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let snapshot = SnapshotHandle::default();
+    let admission = admission(snapshot.clone(), &args.decision, &args.registry)?;
+    let metrics = admission.metrics.clone();
+    start_policy_source(args.policy_dir.clone(), snapshot.clone()).await?;
+
+    let tls_source = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => TlsSource::SelfSigned {
+            names: args.tls_san.clone(),
+            ca_out: args.tls_ca_out.clone(),
+        },
+    };
+    let tls = crate::server::tls_config(&tls_source).await?;
+    if let TlsSource::Files { cert, key } = tls_source {
+        tokio::spawn(crate::server::reload_on_change(tls.clone(), cert, key, Duration::from_secs(5)));
+    }
+
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on the admin address {}", args.admin_listen))?;
+    let admin_app = crate::admin::router(snapshot, metrics);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_app).await {
+            tracing::error!(error = %e, "admin server stopped");
+        }
+    });
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    tracing::info!(listen = %args.listen, admin = %args.admin_listen, "signet webhook starting");
+    crate::server::serve(args.listen, tls, crate::server::router(admission), handle).await?;
+    tracing::info!("signet webhook stopped");
+    Ok(())
+}
+
+/// Starts the folder or cluster watch; both publish into `snapshot`.
+async fn start_policy_source(policy_dir: Option<PathBuf>, snapshot: SnapshotHandle) -> anyhow::Result<()> {
+    match policy_dir {
+        Some(dir) => {
+            anyhow::ensure!(dir.is_dir(), "--policy-dir {} is not a folder", dir.display());
+            tokio::spawn(async move {
+                if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
+                    tracing::error!(error = %e, "policy folder cannot be read; not ready");
+                }
+            });
+        }
+        None => {
+            let client = kube::Client::try_default()
+                .await
+                .context("no --policy-dir given and no Kubernetes configuration found")?;
+            tokio::spawn(crate::sources::kube::watch_policies(client, snapshot));
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C: stop accepting, let in-flight reviews finish.
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight reviews");
+    handle.graceful_shutdown(Some(Duration::from_secs(25)));
+}
+
+async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let body = if args.request == Path::new("-") {
+        let mut buffer = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).context("cannot read standard input")?;
+        buffer
+    } else {
+        std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?
+    };
+    let snapshot = folder::load_paths(&args.policy)?;
+    for rejected in &snapshot.rejected {
+        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
+    }
+    let admission = admission(SnapshotHandle::fixed(snapshot), &args.decision, &args.registry)?;
+    let endpoint = match args.endpoint {
+        EndpointArg::Mutate => Endpoint::Mutate,
+        EndpointArg::Validate => Endpoint::Validate,
+    };
+    let answer = admission.handle(&body, endpoint, None).await?;
+    let mut rendered: serde_json::Value = serde_json::from_slice(&answer)?;
+    let allowed = rendered["response"]["allowed"].as_bool().unwrap_or(false);
+    decode_patch_for_display(&mut rendered);
+    println!("{}", serde_json::to_string_pretty(&rendered)?);
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Shows the patch as JSON next to its base64 form, which is what a person wants to read.
+fn decode_patch_for_display(rendered: &mut serde_json::Value) {
+    let decoded = rendered["response"]["patch"]
+        .as_str()
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    if let Some(patch) = decoded {
+        rendered["response"]["patchDecoded"] = patch;
+    }
+}
+
+fn crd(write: Option<&Path>) -> anyhow::Result<()> {
+    match write {
+        None => print!("{}", crate::api::crds_yaml()?),
+        Some(dir) => {
+            for (name, text) in crate::api::crd_files()? {
+                let path = dir.join(name);
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! signet: a Kubernetes admission webhook that lets only signed container images run.
+//!
+//! Data flows one way: AdmissionReview in → images out of the pod spec → policies matched →
+//! signatures fetched once → verified → decision + patch out. Policy evaluation (`policy`) is
+//! pure; all I/O sits in `registry`, `verify` and `sources`.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod admission;
+pub mod api;
+pub mod cli;
+pub mod metrics;
+pub mod policy;
+pub mod registry;
+pub mod server;
+pub mod sources;
+pub mod tls;
+pub mod verify;

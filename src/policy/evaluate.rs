@@ -1,0 +1,302 @@
+//! Admission decisions: which policies apply to each image, what their authorities say, and
+//! what the answer is. Every matching policy must pass (AND); inside a policy one passing
+//! authority is enough (OR). All I/O goes through the [`Verifier`] trait, so this module is
+//! table-tested without a network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use futures::future::{BoxFuture, join_all};
+
+use super::reference::ImageRef;
+use super::snapshot::{AuthorityKind, CompiledAuthority, CompiledPolicy, Mode, PolicySnapshot};
+use crate::admission::workload::ContainerImage;
+
+/// What to do with an image no policy matches (`--no-match-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoMatchPolicy {
+    Allow,
+    #[default]
+    Deny,
+    Warn,
+}
+
+/// Who asks, for credentials and messages.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub namespace: Option<String>,
+    pub service_account: Option<String>,
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// The resource under review, for `spec.match`.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceInfo {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One authority of one policy to check against one image digest.
+pub struct AuthorityCheck<'a> {
+    pub image: &'a ImageRef,
+    pub digest: &'a str,
+    pub policy: &'a CompiledPolicy,
+    pub authority: &'a CompiledAuthority,
+    pub context: &'a RequestContext,
+}
+
+/// The I/O side of admission: registries and signature verification.
+pub trait Verifier: Send + Sync {
+    /// The digest a tag points to now; `Err` says why it cannot be known.
+    fn resolve_digest<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        context: &'a RequestContext,
+    ) -> BoxFuture<'a, Result<String, String>>;
+
+    /// Checks a key or keyless authority; `Ok` says what was verified, `Err` why not.
+    fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// One authority's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityResult {
+    pub authority: String,
+    pub outcome: Result<String, String>,
+    /// True for key/keyless authorities, whose pass means the digest was verified.
+    pub verifying: bool,
+}
+
+/// One policy's result for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyResult {
+    pub policy: String,
+    pub mode: Mode,
+    pub authorities: Vec<AuthorityResult>,
+}
+
+impl PolicyResult {
+    pub fn passed(&self) -> bool {
+        self.authorities.iter().any(|a| a.outcome.is_ok())
+    }
+
+    fn verified_digest(&self) -> bool {
+        self.authorities.iter().any(|a| a.verifying && a.outcome.is_ok())
+    }
+}
+
+/// What was decided for one distinct image string of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageVerdict {
+    Invalid(String),
+    NoPolicy { normalised: String },
+    Checked {
+        image: ImageRef,
+        digest: Option<String>,
+        /// Why the digest could not be resolved, when it could not.
+        resolve_error: Option<String>,
+        policies: Vec<PolicyResult>,
+    },
+}
+
+/// A pinned image: the JSON pointer of an `image` field and its new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub path: String,
+    /// The image as written, so the patch can `test` that it still applies.
+    pub original: String,
+    pub image: String,
+}
+
+/// The outcome of a whole request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    pub allowed: bool,
+    pub denials: Vec<String>,
+    pub warnings: Vec<String>,
+    pub pins: Vec<Pin>,
+    pub verdicts: BTreeMap<String, ImageVerdict>,
+}
+
+/// Evaluates every image of a request against the snapshot.
+pub async fn evaluate(
+    snapshot: &PolicySnapshot,
+    images: &[ContainerImage],
+    resource: &ResourceInfo,
+    context: &RequestContext,
+    verifier: &dyn Verifier,
+    no_match: NoMatchPolicy,
+) -> Evaluation {
+    let mut distinct: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let verdicts = join_all(
+        distinct
+            .iter()
+            .map(|raw| evaluate_image(snapshot, raw, resource, context, verifier)),
+    )
+    .await;
+    let verdicts: HashMap<&str, ImageVerdict> = distinct.into_iter().zip(verdicts).collect();
+    decide(images, verdicts, no_match)
+}
+
+async fn evaluate_image(
+    snapshot: &PolicySnapshot,
+    raw: &str,
+    resource: &ResourceInfo,
+    context: &RequestContext,
+    verifier: &dyn Verifier,
+) -> ImageVerdict {
+    let image = match ImageRef::parse(raw) {
+        Ok(image) => image,
+        Err(e) => return ImageVerdict::Invalid(e.to_string()),
+    };
+    let matched: Vec<&CompiledPolicy> = snapshot
+        .policies
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.applies_to(&image, resource))
+        .collect();
+    if matched.is_empty() {
+        return ImageVerdict::NoPolicy {
+            normalised: image.to_string(),
+        };
+    }
+    let needs_digest = matched.iter().any(|p| p.has_verifying_authority());
+    let (digest, resolve_error) = match (image.digest(), needs_digest) {
+        (Some(digest), _) => (Some(digest.to_string()), None),
+        (None, false) => (None, None),
+        (None, true) => match verifier.resolve_digest(&image, context).await {
+            Ok(digest) => (Some(digest), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let policies = join_all(matched.iter().map(|policy| {
+        evaluate_policy(policy, &image, digest.as_deref(), resolve_error.as_deref(), context, verifier)
+    }))
+    .await;
+    ImageVerdict::Checked {
+        image,
+        digest,
+        resolve_error,
+        policies,
+    }
+}
+
+async fn evaluate_policy(
+    policy: &CompiledPolicy,
+    image: &ImageRef,
+    digest: Option<&str>,
+    resolve_error: Option<&str>,
+    context: &RequestContext,
+    verifier: &dyn Verifier,
+) -> PolicyResult {
+    let authorities = join_all(policy.authorities.iter().map(|authority| async move {
+        let outcome = match (&authority.kind, digest) {
+            (AuthorityKind::Static { pass: true, .. }, _) => Ok("static pass".to_string()),
+            (AuthorityKind::Static { pass: false, message }, _) => Err(message
+                .clone()
+                .unwrap_or_else(|| "the policy's static authority fails every image".into())),
+            (_, None) => Err(format!(
+                "the digest of {image} is unknown: {}",
+                resolve_error.unwrap_or("not resolved")
+            )),
+            (_, Some(digest)) => {
+                let check = AuthorityCheck {
+                    image,
+                    digest,
+                    policy,
+                    authority,
+                    context,
+                };
+                verifier.verify(check).await
+            }
+        };
+        AuthorityResult {
+            authority: authority.name.clone(),
+            verifying: authority.is_verifying(),
+            outcome,
+        }
+    }))
+    .await;
+    PolicyResult {
+        policy: policy.name.clone(),
+        mode: policy.mode,
+        authorities,
+    }
+}
+
+/// Turns per-image verdicts into the answer: denials, warnings and pins, per container.
+pub fn decide(
+    images: &[ContainerImage],
+    verdicts: HashMap<&str, ImageVerdict>,
+    no_match: NoMatchPolicy,
+) -> Evaluation {
+    let mut evaluation = Evaluation::default();
+    let mut pins = Vec::new();
+    for container in images {
+        let Some(verdict) = verdicts.get(container.image.as_str()) else {
+            continue;
+        };
+        let subject = format!("container {:?} image {:?}", container.container, container.image);
+        match verdict {
+            ImageVerdict::Invalid(reason) => evaluation.denials.push(format!("{subject}: {reason}")),
+            ImageVerdict::NoPolicy { normalised } => {
+                let message = format!("{subject}: no ClusterImagePolicy matches {normalised}");
+                match no_match {
+                    NoMatchPolicy::Allow => {}
+                    NoMatchPolicy::Deny => evaluation.denials.push(message),
+                    NoMatchPolicy::Warn => evaluation.warnings.push(message),
+                }
+            }
+            ImageVerdict::Checked { image, digest, policies, .. } => {
+                let subject = match digest {
+                    Some(digest) => format!("{subject} ({digest})"),
+                    None => subject,
+                };
+                for policy in policies.iter().filter(|p| !p.passed()) {
+                    let message = format!("{subject}: {}", describe_failure(policy));
+                    match policy.mode {
+                        Mode::Enforce => evaluation.denials.push(message),
+                        Mode::Warn => evaluation.warnings.push(message),
+                    }
+                }
+                let verified = policies.iter().any(PolicyResult::verified_digest);
+                if let (Some(digest), None, true) = (digest, image.digest(), verified) {
+                    pins.push(Pin {
+                        path: container.path.clone(),
+                        original: container.image.clone(),
+                        image: image.pinned(digest),
+                    });
+                }
+            }
+        }
+    }
+    dedup_in_order(&mut evaluation.denials);
+    dedup_in_order(&mut evaluation.warnings);
+    evaluation.allowed = evaluation.denials.is_empty();
+    if evaluation.allowed {
+        evaluation.pins = pins;
+    }
+    evaluation.verdicts = verdicts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    evaluation
+}
+
+/// `policy "p" failed: authority "a": why; authority "b": why`
+fn describe_failure(policy: &PolicyResult) -> String {
+    let mut out = format!("policy {:?} failed:", policy.policy);
+    for (i, authority) in policy.authorities.iter().enumerate() {
+        let why = authority.outcome.as_ref().err().map_or("passed", String::as_str);
+        let separator = if i == 0 { " " } else { "; " };
+        let _ = write!(out, "{separator}authority {:?}: {why}", authority.authority);
+    }
+    out
+}
+
+fn dedup_in_order(messages: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    messages.retain(|m| seen.insert(m.clone()));
+}

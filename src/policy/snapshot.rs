@@ -1,0 +1,211 @@
+//! An immutable, pre-compiled view of every ClusterImagePolicy: globs compiled, validation
+//! done once at load time, so admission only reads it (through an `ArcSwap`, without locks).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::evaluate::ResourceInfo;
+use super::glob::Glob;
+use super::reference::ImageRef;
+use super::validate::validate_policy;
+use crate::api::cip::{Authority, ClusterImagePolicy, ClusterImagePolicySpec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Warn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorityKind {
+    Static { pass: bool, message: Option<String> },
+    Key,
+    Keyless,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledAuthority {
+    /// The authority's `name`, or `authority-<index>` as policy-controller names it.
+    pub name: String,
+    pub kind: AuthorityKind,
+    pub spec: Authority,
+}
+
+impl CompiledAuthority {
+    pub fn is_verifying(&self) -> bool {
+        !matches!(self.kind, AuthorityKind::Static { .. })
+    }
+}
+
+/// `spec.match[]`: a resource kind and an optional label selector.
+#[derive(Debug, Clone)]
+pub struct ResourceMatch {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub selector: Option<LabelSelector>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub mode: Mode,
+    pub globs: Vec<Glob>,
+    pub matches: Vec<ResourceMatch>,
+    pub authorities: Vec<CompiledAuthority>,
+    pub spec: ClusterImagePolicySpec,
+}
+
+/// A policy that failed validation; kept so it can be reported, never enforced silently.
+#[derive(Debug, Clone)]
+pub struct RejectedPolicy {
+    pub name: String,
+    pub error: String,
+}
+
+/// Everything admission needs to know about policies at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySnapshot {
+    pub policies: Vec<Arc<CompiledPolicy>>,
+    pub rejected: Vec<RejectedPolicy>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ClusterImagePolicy {name:?} is invalid: {reason}")]
+pub struct CompileError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl PolicySnapshot {
+    /// Compiles every policy, sorted by name so evaluation order and messages are stable.
+    pub fn build(policies: impl IntoIterator<Item = ClusterImagePolicy>) -> Self {
+        let mut snapshot = PolicySnapshot::default();
+        for policy in policies {
+            match CompiledPolicy::compile(&policy) {
+                Ok(compiled) => snapshot.policies.push(Arc::new(compiled)),
+                Err(e) => snapshot.rejected.push(RejectedPolicy {
+                    name: e.name,
+                    error: e.reason,
+                }),
+            }
+        }
+        snapshot.policies.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.rejected.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot
+    }
+}
+
+impl CompiledPolicy {
+    pub fn compile(policy: &ClusterImagePolicy) -> Result<Self, CompileError> {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let fail = |reason: String| CompileError {
+            name: name.clone(),
+            reason,
+        };
+        let spec = &policy.spec;
+        validate_policy(spec).map_err(|e| fail(e.to_string()))?;
+        let globs = spec
+            .images
+            .iter()
+            .map(|i| Glob::compile(&i.glob))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(e.to_string()))?;
+        let authorities = spec
+            .authorities
+            .iter()
+            .enumerate()
+            .map(|(index, authority)| compile_authority(index, authority))
+            .collect();
+        let matches = spec
+            .match_
+            .iter()
+            .map(|m| ResourceMatch {
+                group: m.group.clone().unwrap_or_default(),
+                version: m.version.clone().unwrap_or_default(),
+                resource: m.resource.clone().unwrap_or_default(),
+                selector: m.selector.clone(),
+            })
+            .collect();
+        Ok(CompiledPolicy {
+            name: name.clone(),
+            uid: policy.metadata.uid.clone().unwrap_or_default(),
+            resource_version: policy.metadata.resource_version.clone().unwrap_or_default(),
+            mode: match spec.mode.as_deref() {
+                Some("warn") => Mode::Warn,
+                _ => Mode::Enforce,
+            },
+            globs,
+            matches,
+            authorities,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Whether this policy governs `image` in `resource`: a glob matches and, when the
+    /// policy lists `match` entries, one of them names the resource (and its labels).
+    pub fn applies_to(&self, image: &ImageRef, resource: &ResourceInfo) -> bool {
+        let glob_matches = self.globs.iter().any(|g| g.matches(image));
+        let resource_matches = self.matches.is_empty()
+            || self.matches.iter().any(|m| {
+                m.resource == resource.resource
+                    && m.group == resource.group
+                    && (m.version.is_empty() || m.version == resource.version)
+                    && m.selector.as_ref().is_none_or(|s| selector_matches(s, &resource.labels))
+            });
+        glob_matches && resource_matches
+    }
+
+    pub fn has_verifying_authority(&self) -> bool {
+        self.authorities.iter().any(CompiledAuthority::is_verifying)
+    }
+}
+
+fn compile_authority(index: usize, authority: &Authority) -> CompiledAuthority {
+    let name = authority
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("authority-{index}"));
+    let kind = match (&authority.static_, &authority.key) {
+        (Some(s), _) => AuthorityKind::Static {
+            pass: s.action == "pass",
+            message: s.message.clone().filter(|m| !m.is_empty()),
+        },
+        (None, Some(_)) => AuthorityKind::Key,
+        (None, None) => AuthorityKind::Keyless,
+    };
+    CompiledAuthority {
+        name,
+        kind,
+        spec: authority.clone(),
+    }
+}
+
+/// Kubernetes label selector semantics: every `matchLabels` entry and every expression holds.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_hold = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions_hold = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            // An operator Kubernetes does not define selects nothing.
+            _ => false,
+        }
+    });
+    labels_hold && expressions_hold
+}

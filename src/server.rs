@@ -1,0 +1,180 @@
+//! The HTTPS webhook server: `POST /mutate` and `POST /validate`, TLS 1.2+ through rustls,
+//! certificate hot reload, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::admission::{Admission, Endpoint};
+
+/// Largest AdmissionReview accepted. The API server caps objects at 3 MiB and a review may
+/// carry the old and the new object, so 8 MiB leaves room without inviting abuse.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot read TLS certificate or key ({cert}, {key}): {source}")]
+    LoadTls {
+        cert: PathBuf,
+        key: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot generate a self-signed certificate: {0}")]
+    SelfSigned(#[from] rcgen::Error),
+    #[error("cannot write the CA certificate to {path}: {source}")]
+    WriteCa { path: PathBuf, source: std::io::Error },
+    #[error("webhook server on {addr} failed: {source}")]
+    Serve { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Where the serving certificate comes from.
+pub enum TlsSource {
+    /// PEM files, reloaded when they change (cert-manager and Secret volume rotation).
+    Files { cert: PathBuf, key: PathBuf },
+    /// A certificate generated at start, signed by a fresh CA written to `ca_out`.
+    SelfSigned { names: Vec<String>, ca_out: Option<PathBuf> },
+}
+
+pub fn router(admission: Admission) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(admission)
+}
+
+#[derive(serde::Deserialize)]
+struct WebhookQuery {
+    /// The API server's deadline for this call, e.g. `10s`.
+    timeout: Option<String>,
+}
+
+async fn mutate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
+    review(admission, Endpoint::Mutate, query, body).await
+}
+
+async fn validate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
+    review(admission, Endpoint::Validate, query, body).await
+}
+
+async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, body: Bytes) -> Response {
+    let timeout = query.timeout.as_deref().and_then(parse_go_duration);
+    match admission.handle(&body, endpoint, timeout).await {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Parses the API server's `timeout` query value (a Go duration such as `10s` or `1m30s`).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let value: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+        rest = &rest[unit_end..];
+    }
+    (!total.is_zero()).then_some(total)
+}
+
+/// Builds the rustls configuration, and for files, a task that reloads them on change.
+pub async fn tls_config(source: &TlsSource) -> Result<RustlsConfig, ServerError> {
+    match source {
+        TlsSource::Files { cert, key } => RustlsConfig::from_pem_file(cert, key).await.map_err(|source| {
+            ServerError::LoadTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                source,
+            }
+        }),
+        TlsSource::SelfSigned { names, ca_out } => {
+            let generated = crate::tls::self_signed(names)?;
+            if let Some(path) = ca_out {
+                std::fs::write(path, &generated.ca_pem).map_err(|source| ServerError::WriteCa {
+                    path: path.clone(),
+                    source,
+                })?;
+                tracing::info!(path = %path.display(), "self-signed CA certificate written");
+            }
+            RustlsConfig::from_pem(generated.cert_pem.into_bytes(), generated.key_pem.into_bytes())
+                .await
+                .map_err(|source| ServerError::LoadTls {
+                    cert: PathBuf::from("<generated>"),
+                    key: PathBuf::from("<generated>"),
+                    source,
+                })
+        }
+    }
+}
+
+/// Reloads certificate files when their modification time changes. A failed reload keeps the
+/// old certificate: a half-written Secret update must not take the webhook down.
+pub async fn reload_on_change(config: RustlsConfig, cert: PathBuf, key: PathBuf, interval: Duration) {
+    let mut last = modified(&cert, &key);
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let now = modified(&cert, &key);
+        if now == last {
+            continue;
+        }
+        match config.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => {
+                last = now;
+                tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "TLS certificate reload failed; keeping the current one"),
+        }
+    }
+}
+
+fn modified(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((time(cert)?, time(key)?))
+}
+
+/// Serves the webhook until `handle` is told to shut down.
+pub async fn serve(addr: SocketAddr, tls: RustlsConfig, app: Router, handle: Handle<SocketAddr>) -> Result<(), ServerError> {
+    axum_server::bind_rustls(addr, tls)
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .map_err(|source| ServerError::Serve { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        for bad in ["", "10", "s", "10x", "-1s", "0s", "1e400s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+}

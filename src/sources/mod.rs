@@ -1,0 +1,51 @@
+//! Where policies come from: a folder (standalone) or the cluster (a kube-rs watch). Both
+//! publish the same immutable [`PolicySnapshot`]; admission reads the latest one without
+//! locks, and readiness waits for the first.
+
+pub mod folder;
+pub mod kube;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::policy::snapshot::PolicySnapshot;
+
+/// The current policy snapshot, shared by every request.
+#[derive(Clone, Default)]
+pub struct SnapshotHandle {
+    current: Arc<ArcSwap<PolicySnapshot>>,
+    ready: Arc<AtomicBool>,
+}
+
+impl SnapshotHandle {
+    /// A handle that is ready at once with `snapshot` (the command-line tools use this).
+    pub fn fixed(snapshot: PolicySnapshot) -> Self {
+        let handle = SnapshotHandle::default();
+        handle.publish(snapshot);
+        handle
+    }
+
+    pub fn load(&self) -> Arc<PolicySnapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot; the first call makes the handle ready.
+    pub fn publish(&self, snapshot: PolicySnapshot) {
+        for rejected in &snapshot.rejected {
+            tracing::warn!(policy = %rejected.name, error = %rejected.error, "ClusterImagePolicy rejected; it is not enforced");
+        }
+        tracing::info!(
+            policies = snapshot.policies.len(),
+            rejected = snapshot.rejected.len(),
+            "policy snapshot published"
+        );
+        self.current.store(Arc::new(snapshot));
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}

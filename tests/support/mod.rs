@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests (`mod support;` in each test file).
+//!
+//! - [`Registry`]: a real Debian `docker-registry` on loopback (plain, TLS, or htpasswd).
+//! - [`build_image`], [`build_docker_v2s2_image`], [`build_multiarch_index`]: images built
+//!   with umoci and pushed with skopeo.
+//! - [`MockServer`]: a tiny hand-written HTTP/1.1 server for failure modes a real registry
+//!   will not produce on demand (429, 5xx, wrong bodies, redirect loops, silence).
+//! - Paths: [`fixtures_dir`], [`shared_tools_dir`], [`python`].
+//!
+//! Missing tools or fixtures skip a test with "skipping: <why>", except under `CI=true`,
+//! where they fail it: CI must never pass by skipping.
+#![allow(dead_code)]
+
+mod env;
+mod images;
+mod mock;
+mod registry;
+
+pub use env::*;
+pub use images::*;
+pub use mock::*;
+pub use registry::*;
