@@ -28,14 +28,20 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     if state.snapshot.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first policy snapshot\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first policy snapshot\n",
+        )
     }
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     let snapshot = state.snapshot.load();
     state.metrics.policies.set(snapshot.policies.len() as i64);
-    state.metrics.rejected_policies.set(snapshot.rejected.len() as i64);
+    state
+        .metrics
+        .rejected_policies
+        .set(snapshot.rejected.len() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -19,14 +19,24 @@ use crate::sources::{SnapshotHandle, folder};
 use crate::verify::RegistryVerifier;
 
 #[derive(Parser, Debug)]
-#[command(name = "signet", version, about = "Kubernetes admission webhook that lets only signed container images run")]
+#[command(
+    name = "signet",
+    version,
+    about = "Kubernetes admission webhook that lets only signed container images run"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log filter, e.g. `info` or `signet=debug,info`.
     #[arg(long, env = "SIGNET_LOG_LEVEL", default_value = "info", global = true)]
     log_level: String,
-    #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    #[arg(
+        long,
+        env = "SIGNET_LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
     log_format: LogFormat,
 }
 
@@ -68,7 +78,12 @@ struct ServeArgs {
     #[arg(long, env = "SIGNET_TLS_CA_OUT")]
     tls_ca_out: Option<PathBuf>,
     /// Without --tls-cert: names the generated certificate is valid for.
-    #[arg(long, env = "SIGNET_TLS_SAN", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    #[arg(
+        long,
+        env = "SIGNET_TLS_SAN",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
     tls_san: Vec<String>,
     /// Standalone mode: load policies from this folder (reloaded on change) instead of
     /// watching the cluster.
@@ -83,7 +98,12 @@ struct ServeArgs {
 #[derive(Args, Debug)]
 struct DecisionArgs {
     /// What to do with images no ClusterImagePolicy matches.
-    #[arg(long, env = "SIGNET_NO_MATCH_POLICY", value_enum, default_value = "deny")]
+    #[arg(
+        long,
+        env = "SIGNET_NO_MATCH_POLICY",
+        value_enum,
+        default_value = "deny"
+    )]
     no_match_policy: NoMatchPolicy,
     /// Answer budget when the API server sends no `?timeout=` (seconds).
     #[arg(long, env = "SIGNET_ADMISSION_TIMEOUT_SECONDS", default_value = "8")]
@@ -130,7 +150,10 @@ enum EndpointArg {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -149,7 +172,9 @@ pub fn run() -> ExitCode {
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -168,7 +193,10 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     let extra_roots_pem = args
         .registry_ca
         .iter()
-        .map(|path| std::fs::read(path).with_context(|| format!("cannot read --registry-ca {}", path.display())))
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --registry-ca {}", path.display()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let config = RegistryConfig {
         extra_roots_pem,
@@ -179,7 +207,11 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     RegistryClient::new(config).context("cannot configure the registry client")
 }
 
-fn admission(snapshot: SnapshotHandle, decision: &DecisionArgs, registry: &RegistryArgs) -> anyhow::Result<Admission> {
+fn admission(
+    snapshot: SnapshotHandle,
+    decision: &DecisionArgs,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Admission> {
     Ok(Admission {
         snapshot,
         verifier: Arc::new(RegistryVerifier::new(registry_client(registry)?)),
@@ -207,7 +239,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let tls = crate::server::tls_config(&tls_source).await?;
     if let TlsSource::Files { cert, key } = tls_source {
-        tokio::spawn(crate::server::reload_on_change(tls.clone(), cert, key, Duration::from_secs(5)));
+        tokio::spawn(crate::server::reload_on_change(
+            tls.clone(),
+            cert,
+            key,
+            Duration::from_secs(5),
+        ));
     }
 
     let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
@@ -229,10 +266,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Starts the folder or cluster watch; both publish into `snapshot`.
-async fn start_policy_source(policy_dir: Option<PathBuf>, snapshot: SnapshotHandle) -> anyhow::Result<()> {
+async fn start_policy_source(
+    policy_dir: Option<PathBuf>,
+    snapshot: SnapshotHandle,
+) -> anyhow::Result<()> {
     match policy_dir {
         Some(dir) => {
-            anyhow::ensure!(dir.is_dir(), "--policy-dir {} is not a folder", dir.display());
+            anyhow::ensure!(
+                dir.is_dir(),
+                "--policy-dir {} is not a folder",
+                dir.display()
+            );
             tokio::spawn(async move {
                 if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
                     tracing::error!(error = %e, "policy folder cannot be read; not ready");
@@ -276,16 +320,25 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
 async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let body = if args.request == Path::new("-") {
         let mut buffer = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).context("cannot read standard input")?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)
+            .context("cannot read standard input")?;
         buffer
     } else {
-        std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?
+        std::fs::read(&args.request)
+            .with_context(|| format!("cannot read {}", args.request.display()))?
     };
     let snapshot = folder::load_paths(&args.policy)?;
     for rejected in &snapshot.rejected {
-        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
+        eprintln!(
+            "warning: policy {} rejected: {}",
+            rejected.name, rejected.error
+        );
     }
-    let admission = admission(SnapshotHandle::fixed(snapshot), &args.decision, &args.registry)?;
+    let admission = admission(
+        SnapshotHandle::fixed(snapshot),
+        &args.decision,
+        &args.registry,
+    )?;
     let endpoint = match args.endpoint {
         EndpointArg::Mutate => Endpoint::Mutate,
         EndpointArg::Validate => Endpoint::Validate,
@@ -295,7 +348,11 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let allowed = rendered["response"]["allowed"].as_bool().unwrap_or(false);
     decode_patch_for_display(&mut rendered);
     println!("{}", serde_json::to_string_pretty(&rendered)?);
-    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Shows the patch as JSON next to its base64 form, which is what a person wants to read.
@@ -315,7 +372,8 @@ fn crd(write: Option<&Path>) -> anyhow::Result<()> {
         Some(dir) => {
             for (name, text) in crate::api::crd_files()? {
                 let path = dir.join(name);
-                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
         }

@@ -1,7 +1,10 @@
 //! A self-signed serving certificate for when no certificate is given: a fresh CA (whose PEM
 //! the operator hands to the API server as `caBundle`) and a leaf for the webhook's names.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 pub struct GeneratedTls {
     pub ca_pem: String,
@@ -14,7 +17,9 @@ pub struct GeneratedTls {
 pub fn self_signed(names: &[String]) -> Result<GeneratedTls, rcgen::Error> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "signet self-signed CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "signet self-signed CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     set_validity(&mut ca_params);
@@ -23,7 +28,9 @@ pub fn self_signed(names: &[String]) -> Result<GeneratedTls, rcgen::Error> {
 
     let leaf_key = KeyPair::generate()?;
     let mut leaf_params = CertificateParams::new(names.to_vec())?;
-    leaf_params.distinguished_name.push(DnType::CommonName, "signet webhook");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "signet webhook");
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     set_validity(&mut leaf_params);

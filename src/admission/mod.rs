@@ -60,7 +60,9 @@ impl Admission {
             Err(why) => (String::new(), Answer::deny(why.clone())),
             Ok(request) => {
                 let budget = answer_budget(timeout, self.default_budget);
-                let answer = match tokio::time::timeout(budget, self.answer(request, endpoint)).await {
+                let answer = match tokio::time::timeout(budget, self.answer(request, endpoint))
+                    .await
+                {
                     Ok(answer) => answer,
                     Err(_) => Answer::deny(format!(
                         "signet could not finish verifying the images within {budget:?}; retry, or check registry reachability"
@@ -114,14 +116,21 @@ impl Admission {
         answer
     }
 
-    fn record(&self, request: &Result<AdmissionRequest, String>, answer: &Answer, endpoint: Endpoint, started: Instant) {
+    fn record(
+        &self,
+        request: &Result<AdmissionRequest, String>,
+        answer: &Answer,
+        endpoint: Endpoint,
+        started: Instant,
+    ) {
         let outcome = match (answer.allowed, answer.warnings.is_empty()) {
             (false, _) => "denied",
             (true, false) => "warned",
             (true, true) => "allowed",
         };
         let elapsed = started.elapsed();
-        self.metrics.observe_admission(endpoint.as_str(), outcome, elapsed);
+        self.metrics
+            .observe_admission(endpoint.as_str(), outcome, elapsed);
         let (uid, namespace, kind, name) = match request {
             Ok(r) => (
                 r.uid.as_str(),

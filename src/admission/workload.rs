@@ -32,7 +32,10 @@ pub enum WorkloadError {
     #[error("the request for {resource} has no object to review")]
     MissingObject { resource: String },
     #[error("{path} must be {expected}")]
-    Malformed { path: String, expected: &'static str },
+    Malformed {
+        path: String,
+        expected: &'static str,
+    },
 }
 
 /// JSON pointer of the pod spec for a resource (`group`, `resource`), or `None` when the kind
@@ -62,21 +65,26 @@ pub fn workload(request: &AdmissionRequest) -> Result<Workload, WorkloadError> {
     if !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
         return Ok(Workload::Skip("only CREATE and UPDATE start containers"));
     }
-    let object = request.object.as_ref().filter(|o| !o.is_null()).ok_or_else(|| {
-        WorkloadError::MissingObject {
+    let object = request
+        .object
+        .as_ref()
+        .filter(|o| !o.is_null())
+        .ok_or_else(|| WorkloadError::MissingObject {
             resource: resource.resource.clone(),
-        }
-    })?;
-    if object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+        })?;
+    if object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
         return Ok(Workload::Skip("the object is being deleted"));
     }
     let images = images_at(object, pointer)?;
-    if request.operation == "UPDATE" {
-        if let Some(old) = request.old_object.as_ref().filter(|o| !o.is_null()) {
-            if images_at(old, pointer).ok().as_ref() == Some(&images) {
-                return Ok(Workload::Skip("the update leaves every image unchanged"));
-            }
-        }
+    let old_images = (request.operation == "UPDATE")
+        .then(|| request.old_object.as_ref().filter(|o| !o.is_null()))
+        .flatten()
+        .and_then(|old| images_at(old, pointer).ok());
+    if old_images.as_ref() == Some(&images) {
+        return Ok(Workload::Skip("the update leaves every image unchanged"));
     }
     Ok(Workload::Images(images))
 }
@@ -106,11 +114,18 @@ pub fn images_at(object: &Value, pointer: &str) -> Result<Vec<ContainerImage>, W
     Ok(images)
 }
 
-fn container_image(container: &Value, pointer: &str) -> Result<Option<ContainerImage>, WorkloadError> {
+fn container_image(
+    container: &Value,
+    pointer: &str,
+) -> Result<Option<ContainerImage>, WorkloadError> {
     let Value::Object(fields) = container else {
         return Err(malformed(pointer, "a container object"));
     };
-    let name = fields.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = fields
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let path = format!("{pointer}/image");
     match fields.get("image") {
         // Workload templates may leave the image to be filled in later; the pod it becomes
@@ -238,7 +253,11 @@ mod tests {
 
     #[test]
     fn absent_or_null_containers_have_no_images() {
-        for spec in [json!({}), json!({"containers": null}), json!({"containers": [{"name": "x"}]})] {
+        for spec in [
+            json!({}),
+            json!({"containers": null}),
+            json!({"containers": [{"name": "x"}]}),
+        ] {
             let req = request("", "pods", "CREATE", wrap("/spec", spec));
             assert_eq!(workload(&req).unwrap(), Workload::Images(vec![]));
         }
@@ -249,7 +268,10 @@ mod tests {
         let cases = [
             (json!({"spec": {"containers": {}}}), "/spec/containers"),
             (json!({"spec": {"containers": ["x"]}}), "/spec/containers/0"),
-            (json!({"spec": {"containers": [{"image": 7}]}}), "/spec/containers/0/image"),
+            (
+                json!({"spec": {"containers": [{"image": 7}]}}),
+                "/spec/containers/0/image",
+            ),
             (json!({"spec": "x"}), "/spec"),
         ];
         for (object, path) in cases {

@@ -84,7 +84,9 @@ impl PolicyResult {
     }
 
     fn verified_digest(&self) -> bool {
-        self.authorities.iter().any(|a| a.verifying && a.outcome.is_ok())
+        self.authorities
+            .iter()
+            .any(|a| a.verifying && a.outcome.is_ok())
     }
 }
 
@@ -92,7 +94,9 @@ impl PolicyResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageVerdict {
     Invalid(String),
-    NoPolicy { normalised: String },
+    NoPolicy {
+        normalised: String,
+    },
     Checked {
         image: ImageRef,
         digest: Option<String>,
@@ -175,7 +179,14 @@ async fn evaluate_image(
         },
     };
     let policies = join_all(matched.iter().map(|policy| {
-        evaluate_policy(policy, &image, digest.as_deref(), resolve_error.as_deref(), context, verifier)
+        evaluate_policy(
+            policy,
+            &image,
+            digest.as_deref(),
+            resolve_error.as_deref(),
+            context,
+            verifier,
+        )
     }))
     .await;
     ImageVerdict::Checked {
@@ -197,7 +208,13 @@ async fn evaluate_policy(
     let authorities = join_all(policy.authorities.iter().map(|authority| async move {
         let outcome = match (&authority.kind, digest) {
             (AuthorityKind::Static { pass: true, .. }, _) => Ok("static pass".to_string()),
-            (AuthorityKind::Static { pass: false, message }, _) => Err(message
+            (
+                AuthorityKind::Static {
+                    pass: false,
+                    message,
+                },
+                _,
+            ) => Err(message
                 .clone()
                 .unwrap_or_else(|| "the policy's static authority fails every image".into())),
             (_, None) => Err(format!(
@@ -241,9 +258,14 @@ pub fn decide(
         let Some(verdict) = verdicts.get(container.image.as_str()) else {
             continue;
         };
-        let subject = format!("container {:?} image {:?}", container.container, container.image);
+        let subject = format!(
+            "container {:?} image {:?}",
+            container.container, container.image
+        );
         match verdict {
-            ImageVerdict::Invalid(reason) => evaluation.denials.push(format!("{subject}: {reason}")),
+            ImageVerdict::Invalid(reason) => {
+                evaluation.denials.push(format!("{subject}: {reason}"))
+            }
             ImageVerdict::NoPolicy { normalised } => {
                 let message = format!("{subject}: no ClusterImagePolicy matches {normalised}");
                 match no_match {
@@ -252,7 +274,12 @@ pub fn decide(
                     NoMatchPolicy::Warn => evaluation.warnings.push(message),
                 }
             }
-            ImageVerdict::Checked { image, digest, policies, .. } => {
+            ImageVerdict::Checked {
+                image,
+                digest,
+                policies,
+                ..
+            } => {
                 let subject = match digest {
                     Some(digest) => format!("{subject} ({digest})"),
                     None => subject,
@@ -281,7 +308,10 @@ pub fn decide(
     if evaluation.allowed {
         evaluation.pins = pins;
     }
-    evaluation.verdicts = verdicts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    evaluation.verdicts = verdicts
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     evaluation
 }
 
@@ -289,7 +319,11 @@ pub fn decide(
 fn describe_failure(policy: &PolicyResult) -> String {
     let mut out = format!("policy {:?} failed:", policy.policy);
     for (i, authority) in policy.authorities.iter().enumerate() {
-        let why = authority.outcome.as_ref().err().map_or("passed", String::as_str);
+        let why = authority
+            .outcome
+            .as_ref()
+            .err()
+            .map_or("passed", String::as_str);
         let separator = if i == 0 { " " } else { "; " };
         let _ = write!(out, "{separator}authority {:?}: {why}", authority.authority);
     }

@@ -157,7 +157,9 @@ impl CompiledPolicy {
                 m.resource == resource.resource
                     && m.group == resource.group
                     && (m.version.is_empty() || m.version == resource.version)
-                    && m.selector.as_ref().is_none_or(|s| selector_matches(s, &resource.labels))
+                    && m.selector
+                        .as_ref()
+                        .is_none_or(|s| selector_matches(s, &resource.labels))
             });
         glob_matches && resource_matches
     }

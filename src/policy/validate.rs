@@ -204,10 +204,10 @@ fn check_authority(a: &Authority, base: &str, errs: &mut Errors) {
     if let Some(url) = a.ctlog.as_ref().and_then(|c| set(&c.url)) {
         check_url(url, format!("{base}.ctlog.url"), errs);
     }
-    if let Some(format) = set(&a.signature_format) {
-        if !SIGNATURE_FORMATS.contains(&format) {
-            errs.invalid(format!("{base}.signatureFormat"), format, None);
-        }
+    if let Some(format) = set(&a.signature_format)
+        && !SIGNATURE_FORMATS.contains(&format)
+    {
+        errs.invalid(format!("{base}.signatureFormat"), format, None);
     }
 }
 
@@ -227,20 +227,20 @@ fn check_key(key: &KeyRef, base: &str, pem: PemKind, errs: &mut Errors) {
         ("secretref", key.secret_ref.is_some()),
     ];
     errs.one_of(base, &sources);
-    if let Some(algorithm) = set(&key.hash_algorithm) {
-        if !HASH_ALGORITHMS.contains(&algorithm) {
-            errs.invalid(format!("{base}.hashAlgorithm"), algorithm, None);
-        }
+    if let Some(algorithm) = set(&key.hash_algorithm)
+        && !HASH_ALGORITHMS.contains(&algorithm)
+    {
+        errs.invalid(format!("{base}.hashAlgorithm"), algorithm, None);
     }
-    if let Some(data) = data {
-        if !pem_holds(data, pem) {
-            errs.invalid(format!("{base}.data"), data, pem_expectation(pem));
-        }
+    if let Some(data) = data
+        && !pem_holds(data, pem)
+    {
+        errs.invalid(format!("{base}.data"), data, pem_expectation(pem));
     }
-    if let Some(kms) = kms {
-        if let Err(why) = check_kms(kms) {
-            errs.invalid(format!("{base}.kms"), kms, why);
-        }
+    if let Some(kms) = kms
+        && let Err(why) = check_kms(kms)
+    {
+        errs.invalid(format!("{base}.kms"), kms, why);
     }
     let secret_name = key.secret_ref.as_ref().map(|s| set(&s.name));
     if secret_name == Some(None) {
@@ -424,10 +424,10 @@ fn check_static(fixed: &StaticRef, a: &Authority, base: &str, errs: &mut Errors)
 }
 
 fn check_source(source: &Source, base: &str, errs: &mut Errors) {
-    if let Some(oci) = set(&source.oci) {
-        if let Err(why) = check_repository(oci) {
-            errs.invalid(format!("{base}.oci"), oci, why);
-        }
+    if let Some(oci) = set(&source.oci)
+        && let Err(why) = check_repository(oci)
+    {
+        errs.invalid(format!("{base}.oci"), oci, why);
     }
     for (i, secret) in source.signature_pull_secrets.iter().enumerate() {
         if secret.name.is_empty() {

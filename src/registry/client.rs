@@ -799,23 +799,30 @@ fn classify(call: &Call<'_>, err: &reqwest::Error) -> RegistryError {
     }
 }
 
-/// rustls errors arrive wrapped in `io::Error`, whose `source()` skips the wrapped error,
-/// so both the chain and each io::Error's inner error are inspected.
+/// Whether a rustls error is anywhere in the chain (the peer's certificate or handshake).
 fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
         if e.downcast_ref::<rustls::Error>().is_some() {
             return true;
         }
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
-        if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
-            return true;
-        }
-        current = e.source();
+        current = next_error(e);
     }
     false
+}
+
+/// The next error in a chain. rustls errors arrive wrapped in (nested) `io::Error`s, whose
+/// `source()` skips the wrapped error, so an io::Error is opened with `get_ref` instead.
+fn next_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return Some(inner);
+    }
+    e.source()
 }
 
 /// `outer: inner: innermost`, skipping repeats (wrappers often repeat their source).
@@ -827,7 +834,7 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        current = e.source();
+        current = next_error(e);
     }
     parts.join(": ")
 }

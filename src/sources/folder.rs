@@ -10,20 +10,29 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::SnapshotHandle;
-use crate::api::{Document, parse_documents};
 use crate::api::cip::ClusterImagePolicy;
+use crate::api::{Document, parse_documents};
 use crate::policy::snapshot::{PolicySnapshot, RejectedPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
     #[error("cannot read policy folder {path}: {source}")]
-    ReadDir { path: PathBuf, source: std::io::Error },
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read policy file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
+/// A policy file's path and text.
+type PolicyFile = (PathBuf, String);
+
 /// All policy files in `dir`, sorted, with a fingerprint of their contents.
-fn read_folder(dir: &Path) -> Result<(Vec<(PathBuf, String)>, [u8; 32]), FolderError> {
+fn read_folder(dir: &Path) -> Result<(Vec<PolicyFile>, [u8; 32]), FolderError> {
     let entries = std::fs::read_dir(dir).map_err(|source| FolderError::ReadDir {
         path: dir.to_path_buf(),
         source,
@@ -62,7 +71,7 @@ fn is_policy_file(path: &Path) -> bool {
 
 /// Builds a snapshot from policy files; a file that does not parse is reported as a rejected
 /// policy named after the file, so an operator sees it in logs and metrics.
-pub fn snapshot_from_files(files: &[(PathBuf, String)]) -> PolicySnapshot {
+pub fn snapshot_from_files(files: &[PolicyFile]) -> PolicySnapshot {
     let mut policies: Vec<ClusterImagePolicy> = Vec::new();
     let mut unparsable = Vec::new();
     for (path, text) in files {
@@ -100,7 +109,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<PolicySnapshot, FolderError> {
 }
 
 /// Publishes the folder's policies now, then again whenever its contents change.
-pub async fn watch_folder(dir: PathBuf, handle: SnapshotHandle, interval: Duration) -> Result<(), FolderError> {
+pub async fn watch_folder(
+    dir: PathBuf,
+    handle: SnapshotHandle,
+    interval: Duration,
+) -> Result<(), FolderError> {
     let (files, mut fingerprint) = read_folder(&dir)?;
     handle.publish(snapshot_from_files(&files));
     let mut ticker = tokio::time::interval(interval);
@@ -115,7 +128,9 @@ pub async fn watch_folder(dir: PathBuf, handle: SnapshotHandle, interval: Durati
             Ok(_) => {}
             // Keep serving the last good snapshot; a half-written folder is not a reason to
             // drop every policy.
-            Err(e) => tracing::warn!(error = %e, "policy folder unreadable; keeping the last snapshot"),
+            Err(e) => {
+                tracing::warn!(error = %e, "policy folder unreadable; keeping the last snapshot")
+            }
         }
     }
 }

@@ -41,11 +41,15 @@ impl Verifier for RegistryVerifier {
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             match check.authority.kind {
-                AuthorityKind::Static { .. } => Err("static authorities need no verifier".to_string()),
-                AuthorityKind::Key => Err("key authorities are not supported yet by this signet build".to_string()),
-                AuthorityKind::Keyless => {
-                    Err("keyless authorities are not supported yet by this signet build".to_string())
+                AuthorityKind::Static { .. } => {
+                    Err("static authorities need no verifier".to_string())
                 }
+                AuthorityKind::Key => {
+                    Err("key authorities are not supported yet by this signet build".to_string())
+                }
+                AuthorityKind::Keyless => Err(
+                    "keyless authorities are not supported yet by this signet build".to_string(),
+                ),
             }
         })
     }

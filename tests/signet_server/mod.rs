@@ -101,8 +101,13 @@ impl Signet {
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("{}{path}", self.admin)).await.expect("admin answers");
-        (response.status().as_u16(), response.text().await.unwrap_or_default())
+        let response = reqwest::get(format!("{}{path}", self.admin))
+            .await
+            .expect("admin answers");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
     }
 
     pub fn logs(&self) -> String {
@@ -114,13 +119,18 @@ impl Signet {
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "signet did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "signet did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -161,7 +171,12 @@ async fn wait_for(url: &str, log: &Path) {
 }
 
 /// An AdmissionReview for `object` of `resource` (`group`, `version`, `resource`, `kind`).
-pub fn review_for(uid: &str, resource: (&str, &str, &str, &str), operation: &str, object: Value) -> Value {
+pub fn review_for(
+    uid: &str,
+    resource: (&str, &str, &str, &str),
+    operation: &str,
+    object: Value,
+) -> Value {
     let (group, version, plural, kind) = resource;
     json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -199,7 +214,9 @@ pub fn decoded_patch(response: &Value) -> Vec<Value> {
     let Some(encoded) = response["patch"].as_str() else {
         return Vec::new();
     };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("patch is base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("patch is base64");
     serde_json::from_slice(&bytes).expect("patch is a JSON array")
 }
 

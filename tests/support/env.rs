@@ -40,10 +40,7 @@ pub fn require_tools() -> bool {
     if missing.is_empty() {
         return true;
     }
-    skip_or_fail(&format!(
-        "missing tools: {} (install with scripts/install-test-deps.sh)",
-        missing.join(", ")
-    ))
+    skip_or_fail(&format!("missing tools: {}", missing.join(", ")))
 }
 
 fn manifest_dir() -> PathBuf {
@@ -59,7 +56,8 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// `$SIGNET_FIXTURES`, else `../shared/fixtures` next to the crate; None (after printing
 /// why) when absent, a panic under CI.
 pub fn fixtures_dir() -> Option<PathBuf> {
-    let dir = env_path("SIGNET_FIXTURES").unwrap_or_else(|| manifest_dir().join("../shared/fixtures"));
+    let dir =
+        env_path("SIGNET_FIXTURES").unwrap_or_else(|| manifest_dir().join("../shared/fixtures"));
     if dir.is_dir() {
         return Some(dir);
     }
@@ -89,13 +87,12 @@ pub fn python() -> PathBuf {
     if let Some(p) = env_path("SIGNET_PYTHON") {
         return p;
     }
-    let tools = env_path("SIGNET_TOOLS").or_else(|| env_path("HOME").map(|h| h.join(".cache/signet-tools")));
-    if let Some(venv_python) = tools.map(|t| t.join("venv/bin/python")) {
-        if venv_python.is_file() {
-            return venv_python;
-        }
-    }
-    PathBuf::from("python3")
+    let tools = env_path("SIGNET_TOOLS")
+        .or_else(|| env_path("HOME").map(|h| h.join(".cache/signet-tools")));
+    tools
+        .map(|t| t.join("venv/bin/python"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.

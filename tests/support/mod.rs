@@ -9,7 +9,7 @@
 //!
 //! Missing tools or fixtures skip a test with "skipping: <why>", except under `CI=true`,
 //! where they fail it: CI must never pass by skipping.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod env;
 mod images;

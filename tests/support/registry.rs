@@ -110,6 +110,18 @@ impl Registry {
             .count()
     }
 
+    /// Like [`Registry::count_requests`], but first waits (up to 2 s) for at least
+    /// `at_least` matching lines, since the registry writes its access-log line after the
+    /// response has gone out; then lets late extra lines arrive before counting.
+    pub fn settled_count(&self, method: &str, path_part: &str, at_least: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.count_requests(method, path_part) < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.count_requests(method, path_part)
+    }
+
     /// A temp directory that lives as long as the registry (for image layouts etc.).
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
@@ -228,7 +240,8 @@ fn write_htpasswd(dir: &Path, user: &str, pass: &str) {
     // The registry accepts bcrypt entries only, hence -B.
     let line = run_in(dir, "htpasswd", &["-Bbn", user, pass]);
     let mut f = File::create(dir.join("htpasswd")).expect("create htpasswd");
-    f.write_all(line.trim_end().as_bytes()).expect("write htpasswd");
+    f.write_all(line.trim_end().as_bytes())
+        .expect("write htpasswd");
     f.write_all(b"\n").expect("write htpasswd");
 }
 
@@ -238,18 +251,43 @@ fn make_tls(dir: &Path) -> TlsFiles {
         dir,
         "openssl",
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=signet test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=signet test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
     run_in(
         dir,
         "openssl",
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
         ],
     );
     std::fs::write(
@@ -262,8 +300,21 @@ fn make_tls(dir: &Path) -> TlsFiles {
         dir,
         "openssl",
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "30", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "30",
+            "-extfile",
+            "server.ext",
         ],
     );
     let cert_dir = dir.join("trust");

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (see README): installs the test tools, then checks formatting,
+# lints, and runs every test. `cargo test` runs last so its summary closes the output.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+"$REPO/scripts/install-test-deps.sh"
+
+TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
+export SIGNET_PYTHON="${SIGNET_PYTHON:-$TOOLS_DIR/venv/bin/python}"
+# Shared fixtures and tools live beside the repo; tests read them from these paths.
+if [ -z "${SIGNET_FIXTURES:-}" ] && [ -d "$REPO/../shared/fixtures" ]; then
+    SIGNET_FIXTURES="$(cd "$REPO/../shared/fixtures" && pwd)"
+    export SIGNET_FIXTURES
+fi
+if [ -z "${SIGNET_SHARED_TOOLS:-}" ] && [ -d "$REPO/../shared/tools" ]; then
+    SIGNET_SHARED_TOOLS="$(cd "$REPO/../shared/tools" && pwd)"
+    export SIGNET_SHARED_TOOLS
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test" >&2
+exec cargo test
