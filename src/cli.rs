@@ -16,7 +16,8 @@ use crate::policy::evaluate::NoMatchPolicy;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
 use crate::sources::{SnapshotHandle, folder};
-use crate::verify::RegistryVerifier;
+use crate::verify::trust::TrustRoot;
+use crate::verify::{RegistryVerifier, VerifierSettings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -121,6 +122,16 @@ struct RegistryArgs {
     /// Deadline of one registry operation (seconds).
     #[arg(long, env = "SIGNET_REGISTRY_TIMEOUT_SECONDS", default_value = "5")]
     registry_timeout_seconds: u64,
+    /// Sigstore `trusted_root.json` (Rekor, Fulcio, CT log keys); default: the embedded
+    /// Sigstore public-good root.
+    #[arg(long, env = "SIGNET_TRUST_ROOT")]
+    trust_root: Option<PathBuf>,
+    /// How long fetched signatures are reused (seconds).
+    #[arg(long, env = "SIGNET_SIGNATURE_TTL_SECONDS", default_value = "60")]
+    signature_ttl_seconds: u64,
+    /// Most signature sets kept in memory.
+    #[arg(long, env = "SIGNET_CACHE_ENTRIES", default_value = "10000")]
+    cache_entries: u64,
 }
 
 #[derive(Args, Debug)]
@@ -207,6 +218,29 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     RegistryClient::new(config).context("cannot configure the registry client")
 }
 
+fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
+    match &args.trust_root {
+        None => TrustRoot::public_good().context("the embedded Sigstore trust root is invalid"),
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --trust-root {}", path.display()))?;
+            TrustRoot::from_json(&bytes).with_context(|| format!("--trust-root {}", path.display()))
+        }
+    }
+}
+
+fn verifier(args: &RegistryArgs) -> anyhow::Result<RegistryVerifier> {
+    let settings = VerifierSettings {
+        signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
+        signature_cache_entries: args.cache_entries,
+    };
+    Ok(RegistryVerifier::new(
+        registry_client(args)?,
+        Arc::new(trust_root(args)?),
+        &settings,
+    ))
+}
+
 fn admission(
     snapshot: SnapshotHandle,
     decision: &DecisionArgs,
@@ -214,7 +248,7 @@ fn admission(
 ) -> anyhow::Result<Admission> {
     Ok(Admission {
         snapshot,
-        verifier: Arc::new(RegistryVerifier::new(registry_client(registry)?)),
+        verifier: Arc::new(verifier(registry)?),
         no_match: decision.no_match_policy,
         metrics: Metrics::new().context("cannot register metrics")?,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),

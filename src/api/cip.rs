@@ -10,6 +10,8 @@
 //! lists): the API server accepts anything shaped right and `crate::policy::validate` reports
 //! what is missing with a field path, the way policy-controller's webhook does.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{LocalObjectReference, SecretReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
@@ -71,6 +73,10 @@ pub struct Authority {
     /// (cosign's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_format: Option<String>,
+    /// signet extension: annotations a signature must carry in its payload (`cosign sign
+    /// -a key=value`), all of them with exactly these values. Ignored by policy-controller.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub require_annotations: BTreeMap<String, String>,
 }
 
 /// A public verification key: inline, in a Secret, or in a KMS. Exactly one of them.

@@ -478,21 +478,8 @@ mod tests {
             let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
             assert!(
                 committed == generated,
-                "crds/{name} is out of date with src/api; regenerate it with `signet crd` \
-                 (or `cargo test --lib api::tests::write_crd_files -- --ignored`)"
+                "crds/{name} is out of date with src/api; regenerate it with `signet crd --write crds`"
             );
-        }
-        Ok(())
-    }
-
-    /// Regenerates `crds/*.yaml`; ignored so that normal test runs never write to the tree.
-    #[test]
-    #[ignore]
-    fn write_crd_files() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-        std::fs::create_dir_all(&dir)?;
-        for (name, generated) in crd_files()? {
-            std::fs::write(dir.join(name), generated)?;
         }
         Ok(())
     }

@@ -1,0 +1,163 @@
+//! Trust roots in Sigstore's `trusted_root.json` format: which transparency-log keys (and
+//! later CAs, CT logs and TSAs) signet trusts, and for which time windows.
+//!
+//! The Sigstore public-good root is embedded (it is public key material, taken from the
+//! Sigstore Python client's bundled TUF store), so signet starts and verifies without any
+//! network; `--trust-root FILE` replaces it.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::Digest;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::keys::PublicKey;
+
+/// The Sigstore public-good instance's trust root, shipped inside the binary.
+pub const PUBLIC_GOOD_TRUSTED_ROOT: &str =
+    include_str!("../../trust/public-good-trusted_root.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustRootError {
+    #[error("trusted_root.json is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("trusted_root.json: {what} is not valid: {detail}")]
+    Invalid { what: String, detail: String },
+}
+
+/// A transparency log (Rekor) or certificate transparency log, by its key.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    pub base_url: String,
+    /// hex(sha256(SubjectPublicKeyInfo DER)): Rekor's `logID`.
+    pub log_id: String,
+    pub key: PublicKey,
+    pub valid_from: Option<OffsetDateTime>,
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl LogKey {
+    /// Whether the key was valid at `time`.
+    pub fn valid_at(&self, time: OffsetDateTime) -> bool {
+        self.valid_from.is_none_or(|start| time >= start)
+            && self.valid_until.is_none_or(|end| time <= end)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TrustRoot {
+    pub tlogs: Vec<LogKey>,
+    pub ctlogs: Vec<LogKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedRootJson {
+    #[serde(default)]
+    tlogs: Vec<LogJson>,
+    #[serde(default)]
+    ctlogs: Vec<LogJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogJson {
+    #[serde(default)]
+    base_url: String,
+    public_key: PublicKeyJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyJson {
+    raw_bytes: String,
+    #[serde(default)]
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+struct ValidForJson {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl TrustRoot {
+    pub fn public_good() -> Result<Self, TrustRootError> {
+        Self::from_json(PUBLIC_GOOD_TRUSTED_ROOT.as_bytes())
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TrustRootError> {
+        let parsed: TrustedRootJson = serde_json::from_slice(bytes)?;
+        let logs = |entries: Vec<LogJson>, kind: &str| {
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, log)| log_key(log, &format!("{kind}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(TrustRoot {
+            tlogs: logs(parsed.tlogs, "tlogs")?,
+            ctlogs: logs(parsed.ctlogs, "ctlogs")?,
+        })
+    }
+
+    /// The transparency log whose `logID` is `log_id` (hex).
+    pub fn tlog(&self, log_id: &str) -> Option<&LogKey> {
+        self.tlogs
+            .iter()
+            .find(|log| log.log_id.eq_ignore_ascii_case(log_id))
+    }
+}
+
+fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
+    let invalid = |detail: String| TrustRootError::Invalid {
+        what: what.to_string(),
+        detail,
+    };
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(log.public_key.raw_bytes.trim())
+        .map_err(|e| invalid(format!("publicKey.rawBytes: {e}")))?;
+    let key = PublicKey::from_spki_der(&der).map_err(|e| invalid(format!("publicKey: {e}")))?;
+    let time = |text: Option<String>| -> Result<Option<OffsetDateTime>, TrustRootError> {
+        text.map(|t| {
+            OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| invalid(format!("validFor {t:?}: {e}")))
+        })
+        .transpose()
+    };
+    let (start, end) = log
+        .public_key
+        .valid_for
+        .map_or((None, None), |v| (v.start, v.end));
+    Ok(LogKey {
+        base_url: log.base_url,
+        log_id: format!("{:x}", sha2::Sha256::digest(&der)),
+        key,
+        valid_from: time(start)?,
+        valid_until: time(end)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_good_root_loads() {
+        let root = TrustRoot::public_good().unwrap();
+        let rekor = root
+            .tlog("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
+            .expect("rekor.sigstore.dev's log id");
+        assert_eq!(rekor.base_url, "https://rekor.sigstore.dev");
+        assert!(rekor.valid_at(OffsetDateTime::now_utc()));
+        assert!(!rekor.valid_at(OffsetDateTime::UNIX_EPOCH));
+        assert!(!root.ctlogs.is_empty());
+    }
+
+    #[test]
+    fn bad_roots_are_errors() {
+        assert!(TrustRoot::from_json(b"{").is_err());
+        let bad_key = br#"{"tlogs":[{"baseUrl":"x","publicKey":{"rawBytes":"AAAA"}}]}"#;
+        let err = TrustRoot::from_json(bad_key).unwrap_err().to_string();
+        assert!(err.contains("tlogs[0]"), "{err}");
+    }
+}
