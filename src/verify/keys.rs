@@ -196,27 +196,54 @@ mod tests {
 
     #[test]
     fn ecdsa_p256_with_every_hash() {
-        let rng = SystemRandom::new();
-        for (hash, alg) in [(HashAlgorithm::Sha256, &lc::ECDSA_P256_SHA256_ASN1_SIGNING)] {
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-            let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
-            let key =
-                PublicKey::from_pem(&spki_pem(&p256_spki(pair.public_key().as_ref()))).unwrap();
-            let signature = pair.sign(&rng, b"payload").unwrap();
-            assert_eq!(key.verify(b"payload", signature.as_ref(), hash), Ok(()));
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use p256::pkcs8::EncodePublicKey;
+        let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let der = signing.verifying_key().to_public_key_der().unwrap();
+        let key = PublicKey::from_pem(&spki_pem(der.as_bytes())).unwrap();
+        assert_eq!(key.kind_name(), "ECDSA P-256");
+        let hashes = [
+            HashAlgorithm::Sha224,
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ];
+        for hash in hashes {
+            let signature: p256::ecdsa::Signature =
+                signing.sign_prehash(&hash.digest(b"payload")).unwrap();
+            let der_signature = signature.to_der();
+            let bytes = der_signature.as_bytes();
+            assert_eq!(key.verify(b"payload", bytes, hash), Ok(()), "{hash:?}");
             assert_eq!(
-                key.verify(b"tampered", signature.as_ref(), hash),
+                key.verify(b"tampered", bytes, hash),
                 Err(KeyError::BadSignature)
             );
-            assert_eq!(
-                key.verify(b"payload", signature.as_ref(), HashAlgorithm::Sha512),
-                Err(KeyError::BadSignature)
-            );
-            assert_eq!(
-                key.verify(b"payload", b"not der", hash),
-                Err(KeyError::BadSignature)
-            );
+            for other in hashes.iter().filter(|h| **h != hash) {
+                assert_eq!(
+                    key.verify(b"payload", bytes, *other),
+                    Err(KeyError::BadSignature),
+                    "{hash:?} vs {other:?}"
+                );
+            }
         }
+        assert_eq!(
+            key.verify(b"payload", b"not der", HashAlgorithm::Sha256),
+            Err(KeyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn aws_lc_ecdsa_signatures_verify() {
+        let rng = SystemRandom::new();
+        let alg = &lc::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
+        let key = PublicKey::from_spki_der(&p256_spki(pair.public_key().as_ref())).unwrap();
+        let signature = pair.sign(&rng, b"payload").unwrap();
+        assert_eq!(
+            key.verify(b"payload", signature.as_ref(), HashAlgorithm::Sha256),
+            Ok(())
+        );
     }
 
     #[test]
