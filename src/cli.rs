@@ -10,9 +10,10 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admission::workload::ContainerImage;
 use crate::admission::{Admission, Endpoint};
 use crate::metrics::Metrics;
-use crate::policy::evaluate::NoMatchPolicy;
+use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
 use crate::sources::{SnapshotHandle, folder};
@@ -51,6 +52,8 @@ enum LogFormat {
 enum Command {
     /// Run the admission webhook.
     Serve(ServeArgs),
+    /// Verify one image against policies, as admission would, and show every check.
+    Verify(VerifyArgs),
     /// Answer an AdmissionReview file offline, exactly as the webhook would.
     Review(ReviewArgs),
     /// Print the CustomResourceDefinitions (or write them to a folder).
@@ -150,6 +153,19 @@ struct ReviewArgs {
     registry: RegistryArgs,
 }
 
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The image reference, as it would appear in a pod spec.
+    image: String,
+    /// Policy file or folder; repeatable.
+    #[arg(long, required = true)]
+    policy: Vec<PathBuf>,
+    #[command(flatten)]
+    decision: DecisionArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EndpointArg {
     Mutate,
@@ -195,6 +211,7 @@ fn init_logging(level: &str, format: LogFormat) {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify(args).await,
         Command::Review(args) => review(args).await,
         Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
     }
@@ -383,6 +400,46 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     decode_patch_for_display(&mut rendered);
     println!("{}", serde_json::to_string_pretty(&rendered)?);
     Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let snapshot = folder::load_paths(&args.policy)?;
+    for rejected in &snapshot.rejected {
+        eprintln!(
+            "warning: policy {} rejected: {}",
+            rejected.name, rejected.error
+        );
+    }
+    let verifier = verifier(&args.registry)?;
+    let images = [ContainerImage {
+        path: String::new(),
+        container: "verify".to_string(),
+        image: args.image.clone(),
+    }];
+    let resource = ResourceInfo {
+        group: String::new(),
+        version: "v1".to_string(),
+        resource: "pods".to_string(),
+        ..ResourceInfo::default()
+    };
+    let evaluation = evaluate(
+        &snapshot,
+        &images,
+        &resource,
+        &RequestContext::default(),
+        &verifier,
+        args.decision.no_match_policy,
+    )
+    .await;
+    print!(
+        "{}",
+        crate::report::verification_report(&args.image, &evaluation)
+    );
+    Ok(if evaluation.allowed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

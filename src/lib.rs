@@ -12,6 +12,7 @@ pub mod cli;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
+pub mod report;
 pub mod server;
 pub mod sources;
 pub mod tls;

@@ -11,11 +11,13 @@
 //! where they fail it: CI must never pass by skipping.
 #![allow(dead_code, unused_imports)]
 
+mod cosign;
 mod env;
 mod images;
 mod mock;
 mod registry;
 
+pub use cosign::*;
 pub use env::*;
 pub use images::*;
 pub use mock::*;

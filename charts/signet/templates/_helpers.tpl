@@ -73,7 +73,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Namespaces the webhook never sees: its own, kube-system, and any configured ones. */}}
 {{- define "signet.namespaceSelector" -}}
-{{- $excluded := concat (list .Release.Namespace "kube-system") .Values.webhook.excludeNamespaces | uniq }}
+{{- $excluded := concat (list .Release.Namespace "kube-system") .Values.webhook.excludeNamespaces | uniq -}}
 matchExpressions:
 {{- if eq .Values.webhook.namespaceSelectionMode "optIn" }}
   - key: policy.sigstore.dev/include
