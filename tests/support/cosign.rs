@@ -273,12 +273,13 @@ pub async fn sign_image(
         "annotations": annotations,
     });
     let tag = format!("{}{}.sig", options.tag_prefix, digest.replacen(':', "-", 1));
-    let mut layers = Vec::new();
-    if options.append {
-        if let Some(existing) = get_manifest(reg, sig_repo, &tag).await {
-            layers = existing["layers"].as_array().cloned().unwrap_or_default();
-        }
-    }
+    let existing = match options.append {
+        true => get_manifest(reg, sig_repo, &tag).await,
+        false => None,
+    };
+    let mut layers = existing
+        .and_then(|m| m["layers"].as_array().cloned())
+        .unwrap_or_default();
     layers.push(layer);
     let config = json!({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}})
         .to_string()
