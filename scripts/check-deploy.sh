@@ -331,8 +331,8 @@ crd_diff() {
 check "chart CRDs identical to crds/ (fix: scripts/check-deploy.sh --update)" crd_diff
 
 YAMLLINT_CONF='{extends: relaxed, rules: {line-length: {max: 160}, trailing-spaces: enable, indentation: {spaces: consistent, indent-sequences: whatever}}}'
-check "yamllint chart values, ci variants, deploy/" "$VENV_LINT/bin/yamllint" --strict -d "$YAMLLINT_CONF" \
-    "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART/ci" deploy
+check "yamllint chart values, ci variants, deploy/examples" "$VENV_LINT/bin/yamllint" --strict -d "$YAMLLINT_CONF" \
+    "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART/ci" deploy/examples
 
 VARIANTS=(default)
 for f in "$CHART"/ci/*.yaml; do VARIANTS+=("$f"); done
@@ -362,6 +362,8 @@ if [ -f "$WORK/render/default.yaml" ] && plain_manifests "$WORK/render/default.y
         fail "deploy/signet.yaml drifted from the chart (fix: scripts/check-deploy.sh --update)" "$WORK/drift.diff"
     fi
     check "kubernetes-validate --strict deploy/signet.yaml" kubeval deploy/signet.yaml
+    check "yamllint deploy/signet.yaml" "$VENV_LINT/bin/yamllint" --strict \
+        -d '{extends: relaxed, rules: {line-length: disable, indentation: disable, trailing-spaces: enable}}' deploy/signet.yaml
 else
     fail "deploy/signet.yaml rendering" "$WORK/plain.err"
 fi

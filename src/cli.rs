@@ -14,8 +14,10 @@ use crate::admission::workload::ContainerImage;
 use crate::admission::{Admission, Endpoint};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
+use crate::registry::credentials::Keychain;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
+use crate::sources::cluster::ClusterAccess;
 use crate::sources::{SnapshotHandle, folder};
 use crate::verify::trust::TrustRoot;
 use crate::verify::{RegistryVerifier, VerifierSettings};
@@ -89,6 +91,9 @@ struct ServeArgs {
         default_value = "localhost,127.0.0.1,::1"
     )]
     tls_san: Vec<String>,
+    /// signet's own namespace: where `key.secretRef` and `signaturePullSecrets` Secrets live.
+    #[arg(long, env = "SIGNET_NAMESPACE", default_value = "signet-system")]
+    namespace: String,
     /// Standalone mode: load policies from this folder (reloaded on change) instead of
     /// watching the cluster.
     #[arg(long, env = "SIGNET_POLICY_DIR")]
@@ -132,6 +137,9 @@ struct RegistryArgs {
     /// How long fetched signatures are reused (seconds).
     #[arg(long, env = "SIGNET_SIGNATURE_TTL_SECONDS", default_value = "60")]
     signature_ttl_seconds: u64,
+    /// Docker `config.json` with registry credentials, tried after the pod's pull secrets.
+    #[arg(long, env = "SIGNET_REGISTRY_AUTH_FILE")]
+    registry_auth_file: Option<PathBuf>,
     /// Most signature sets kept in memory.
     #[arg(long, env = "SIGNET_CACHE_ENTRIES", default_value = "10000")]
     cache_entries: u64,
@@ -235,6 +243,21 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     RegistryClient::new(config).context("cannot configure the registry client")
 }
 
+/// Credentials from `--registry-auth-file` (a Docker `config.json`).
+fn keychain(args: &RegistryArgs) -> anyhow::Result<Keychain> {
+    match &args.registry_auth_file {
+        None => Ok(Keychain::default()),
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --registry-auth-file {}", path.display()))?;
+            Ok(Keychain::from_docker_config(
+                &bytes,
+                &path.display().to_string(),
+            )?)
+        }
+    }
+}
+
 fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
     match &args.trust_root {
         None => TrustRoot::public_good().context("the embedded Sigstore trust root is invalid"),
@@ -246,7 +269,10 @@ fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
     }
 }
 
-fn verifier(args: &RegistryArgs) -> anyhow::Result<RegistryVerifier> {
+fn verifier(
+    args: &RegistryArgs,
+    cluster: Option<ClusterAccess>,
+) -> anyhow::Result<RegistryVerifier> {
     let settings = VerifierSettings {
         signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
         signature_cache_entries: args.cache_entries,
@@ -255,6 +281,8 @@ fn verifier(args: &RegistryArgs) -> anyhow::Result<RegistryVerifier> {
         registry_client(args)?,
         Arc::new(trust_root(args)?),
         &settings,
+        cluster,
+        keychain(args)?,
     ))
 }
 
@@ -262,10 +290,11 @@ fn admission(
     snapshot: SnapshotHandle,
     decision: &DecisionArgs,
     registry: &RegistryArgs,
+    cluster: Option<ClusterAccess>,
 ) -> anyhow::Result<Admission> {
     Ok(Admission {
         snapshot,
-        verifier: Arc::new(verifier(registry)?),
+        verifier: Arc::new(verifier(registry, cluster)?),
         no_match: decision.no_match_policy,
         metrics: Metrics::new().context("cannot register metrics")?,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),
@@ -274,9 +303,9 @@ fn admission(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let snapshot = SnapshotHandle::default();
-    let admission = admission(snapshot.clone(), &args.decision, &args.registry)?;
+    let cluster = start_policy_source(&args, snapshot.clone()).await?;
+    let admission = admission(snapshot.clone(), &args.decision, &args.registry, cluster)?;
     let metrics = admission.metrics.clone();
-    start_policy_source(args.policy_dir.clone(), snapshot.clone()).await?;
 
     let tls_source = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => TlsSource::Files {
@@ -316,32 +345,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the folder or cluster watch; both publish into `snapshot`.
+/// Starts the folder or cluster watch; both publish into `snapshot`. In a cluster, also
+/// returns access to its Secrets and ServiceAccounts. Neither needs the network to start:
+/// the watch retries in the background while readiness waits.
 async fn start_policy_source(
-    policy_dir: Option<PathBuf>,
+    args: &ServeArgs,
     snapshot: SnapshotHandle,
-) -> anyhow::Result<()> {
-    match policy_dir {
-        Some(dir) => {
-            anyhow::ensure!(
-                dir.is_dir(),
-                "--policy-dir {} is not a folder",
-                dir.display()
-            );
-            tokio::spawn(async move {
-                if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
-                    tracing::error!(error = %e, "policy folder cannot be read; not ready");
-                }
-            });
-        }
-        None => {
-            let client = kube::Client::try_default()
-                .await
-                .context("no --policy-dir given and no Kubernetes configuration found")?;
-            tokio::spawn(crate::sources::kube::watch_policies(client, snapshot));
-        }
+) -> anyhow::Result<Option<ClusterAccess>> {
+    if let Some(dir) = args.policy_dir.clone() {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--policy-dir {} is not a folder",
+            dir.display()
+        );
+        tokio::spawn(async move {
+            if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
+                tracing::error!(error = %e, "policy folder cannot be read; not ready");
+            }
+        });
+        return Ok(None);
     }
-    Ok(())
+    let client = kube::Client::try_default()
+        .await
+        .context("no --policy-dir given and no Kubernetes configuration found")?;
+    tokio::spawn(crate::sources::kube::watch_policies(
+        client.clone(),
+        snapshot,
+    ));
+    Ok(Some(ClusterAccess::new(client, args.namespace.clone())))
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C: stop accepting, let in-flight reviews finish.
@@ -389,6 +420,7 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         SnapshotHandle::fixed(snapshot),
         &args.decision,
         &args.registry,
+        None,
     )?;
     let endpoint = match args.endpoint {
         EndpointArg::Mutate => Endpoint::Mutate,
@@ -414,7 +446,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             rejected.name, rejected.error
         );
     }
-    let verifier = verifier(&args.registry)?;
+    let verifier = verifier(&args.registry, None)?;
     let images = [ContainerImage {
         path: String::new(),
         container: "verify".to_string(),

@@ -13,6 +13,7 @@
 
 mod auth;
 mod client;
+pub mod credentials;
 
 use std::fmt;
 use std::time::Duration;

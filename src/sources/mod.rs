@@ -2,6 +2,7 @@
 //! publish the same immutable [`PolicySnapshot`]; admission reads the latest one without
 //! locks, and readiness waits for the first.
 
+pub mod cluster;
 pub mod folder;
 pub mod kube;
 

@@ -17,7 +17,9 @@ use crate::api::cip::{Authority, KeyRef};
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
+use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
+use crate::sources::cluster::ClusterAccess;
 use cosign::{FetchError, SignatureLayer, SignatureLocation, fetch_signatures, parse_payload};
 use keys::{HashAlgorithm, PublicKey};
 use rekor::{EntryExpectation, verify_bundle};
@@ -49,6 +51,10 @@ pub struct RegistryVerifier {
     registry: RegistryClient,
     trust: Arc<TrustRoot>,
     signatures: SignatureCache,
+    /// Secrets and ServiceAccounts, when signet runs in a cluster.
+    cluster: Option<ClusterAccess>,
+    /// Credentials from `--registry-auth-file`, tried after the pod's own.
+    keychain: Keychain,
 }
 
 impl RegistryVerifier {
@@ -56,6 +62,8 @@ impl RegistryVerifier {
         registry: RegistryClient,
         trust: Arc<TrustRoot>,
         settings: &VerifierSettings,
+        cluster: Option<ClusterAccess>,
+        keychain: Keychain,
     ) -> Self {
         let signatures = moka::future::Cache::builder()
             .max_capacity(settings.signature_cache_entries)
@@ -65,19 +73,62 @@ impl RegistryVerifier {
             registry,
             trust,
             signatures,
+            cluster,
+            keychain,
+        }
+    }
+
+    /// The credentials the kubelet would use for this pod: its pull secrets, then its
+    /// ServiceAccount's, then signet's own configured ones.
+    async fn pod_keychain(&self, context: &RequestContext) -> Keychain {
+        let mut keychain = Keychain::default();
+        if let (Some(cluster), Some(namespace)) = (&self.cluster, context.namespace.as_deref()) {
+            let mut names = context.image_pull_secrets.clone();
+            let account = context.service_account.as_deref().unwrap_or("default");
+            names.extend(
+                cluster
+                    .service_account_pull_secrets(namespace, account)
+                    .await,
+            );
+            keychain.extend(cluster.keychain(namespace, &names).await);
+        }
+        keychain.extend(self.keychain.clone());
+        keychain
+    }
+
+    /// Credentials for a signature location: `signaturePullSecrets` (in signet's namespace)
+    /// when the source names them, else the pod's.
+    async fn signature_credentials(
+        &self,
+        location: &Location,
+        context: &RequestContext,
+    ) -> Credentials {
+        let registry = &location.signatures.registry;
+        match (&self.cluster, location.pull_secrets.is_empty()) {
+            (Some(cluster), false) => {
+                let mut keychain = cluster
+                    .keychain(cluster.namespace(), &location.pull_secrets)
+                    .await;
+                keychain.extend(self.keychain.clone());
+                keychain.for_registry(registry)
+            }
+            _ => self.pod_keychain(context).await.for_registry(registry),
         }
     }
 
     /// The signatures attached to `digest` at `location`, fetched at most once at a time.
     async fn signatures(
         &self,
-        location: &SignatureLocation,
+        location: &Location,
         digest: &str,
+        context: &RequestContext,
     ) -> Result<Arc<Vec<SignatureLayer>>, String> {
-        let key = (location.clone(), digest.to_string());
+        let signatures = &location.signatures;
+        let key = (signatures.clone(), digest.to_string());
         self.signatures
             .try_get_with(key, async {
-                fetch_signatures(&self.registry, location, digest, &Credentials::Anonymous)
+                let credentials = self.signature_credentials(location, context).await;
+                fetch_signatures(&self.registry, signatures, digest, &credentials)
                     .await
                     .map(Arc::new)
             })
@@ -85,9 +136,35 @@ impl RegistryVerifier {
             .map_err(|e: Arc<FetchError>| {
                 format!(
                     "cannot fetch signatures from {}: {e}",
-                    location.describe(digest)
+                    signatures.describe(digest)
                 )
             })
+    }
+
+    /// The public key of a `key` authority: inline, or from a Secret in signet's namespace.
+    /// KMS keys are answered with a clear error, never silently skipped.
+    async fn public_key(&self, key_ref: &KeyRef) -> Result<PublicKey, String> {
+        if let Some(data) = key_ref.data.as_deref().filter(|d| !d.trim().is_empty()) {
+            return PublicKey::from_pem(data).map_err(|e| format!("key.data: {e}"));
+        }
+        if let Some(secret) = &key_ref.secret_ref {
+            let name = secret.name.as_deref().unwrap_or_default();
+            let cluster = self.cluster.as_ref().ok_or_else(|| {
+                format!("key.secretRef {name:?} needs cluster access; in standalone mode put the key in key.data")
+            })?;
+            let pem = cluster.key_from_secret(name).await?;
+            return PublicKey::from_pem(&pem).map_err(|e| format!("key.secretRef {name:?}: {e}"));
+        }
+        if let Some(kms) = key_ref.kms.as_deref() {
+            let scheme = KMS_SCHEMES
+                .iter()
+                .find(|s| kms.starts_with(**s))
+                .unwrap_or(&"kms");
+            return Err(format!(
+                "KMS not available: signet cannot reach {scheme} keys; put the public key in key.data"
+            ));
+        }
+        Err("the key authority names no key".to_string())
     }
 
     async fn verify_key_authority(
@@ -95,7 +172,7 @@ impl RegistryVerifier {
         check: &AuthorityCheck<'_>,
         key_ref: &KeyRef,
     ) -> Result<String, String> {
-        let key = inline_key(key_ref)?;
+        let key = self.public_key(key_ref).await?;
         let hash_name = key_ref.hash_algorithm.as_deref().unwrap_or_default();
         let hash = HashAlgorithm::from_name(hash_name)
             .ok_or_else(|| format!("hashAlgorithm {hash_name:?} is not supported"))?;
@@ -108,7 +185,10 @@ impl RegistryVerifier {
         };
         let mut failures = Vec::new();
         for location in signature_locations(check.image, &check.authority.spec) {
-            let layers = self.signatures(&location, check.digest).await?;
+            let layers = self
+                .signatures(&location, check.digest, check.context)
+                .await?;
+            let location = &location.signatures;
             if layers.is_empty() {
                 failures.push(format!(
                     "no signatures found at {}",
@@ -143,15 +223,19 @@ impl Verifier for RegistryVerifier {
     fn resolve_digest<'a>(
         &'a self,
         image: &'a ImageRef,
-        _context: &'a RequestContext,
+        context: &'a RequestContext,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
+            let credentials = self
+                .pod_keychain(context)
+                .await
+                .for_registry(image.registry());
             self.registry
                 .resolve_digest(
                     image.registry(),
                     image.repository(),
                     image.registry_reference(),
-                    &Credentials::Anonymous,
+                    &credentials,
                 )
                 .await
                 .map_err(|e| e.to_string())
@@ -173,40 +257,25 @@ impl Verifier for RegistryVerifier {
     }
 }
 
-/// The key of a `key` authority. Keys in Secrets and KMS are answered with a clear error
-/// until their support lands, never silently skipped.
-fn inline_key(key_ref: &KeyRef) -> Result<PublicKey, String> {
-    if let Some(data) = key_ref.data.as_deref().filter(|d| !d.trim().is_empty()) {
-        return PublicKey::from_pem(data).map_err(|e| format!("key.data: {e}"));
-    }
-    if let Some(kms) = key_ref.kms.as_deref() {
-        let scheme = KMS_SCHEMES
-            .iter()
-            .find(|s| kms.starts_with(**s))
-            .unwrap_or(&"kms");
-        return Err(format!(
-            "KMS not available: signet cannot reach {scheme} keys; put the public key in key.data"
-        ));
-    }
-    if key_ref.secret_ref.is_some() {
-        return Err(
-            "key.secretRef needs access to the cluster's Secrets, which this signet does not have"
-                .to_string(),
-        );
-    }
-    Err("the key authority names no key".to_string())
+/// A place to look for signatures and the secrets that open it.
+struct Location {
+    signatures: SignatureLocation,
+    pull_secrets: Vec<String>,
 }
 
-/// Where to look for signatures: each `source[].oci` (with its tag prefix), else the image's
-/// own repository.
-fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<SignatureLocation> {
+/// Where to look for signatures: each `source[].oci` (with its tag prefix and pull
+/// secrets), else the image's own repository.
+fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Location> {
     let own = || SignatureLocation {
         registry: image.registry().to_string(),
         repository: image.repository().to_string(),
         tag_prefix: String::new(),
     };
     if authority.sources.is_empty() {
-        return vec![own()];
+        return vec![Location {
+            signatures: own(),
+            pull_secrets: Vec::new(),
+        }];
     }
     authority
         .sources
@@ -221,7 +290,7 @@ fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Signature
                     // A repository reference: parse it as an image to normalise the registry.
                     ImageRef::parse(oci).ok()
                 });
-            match repository {
+            let signatures = match repository {
                 Some(repo) => SignatureLocation {
                     registry: repo.registry().to_string(),
                     repository: repo.repository().to_string(),
@@ -231,6 +300,16 @@ fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Signature
                     tag_prefix,
                     ..own()
                 },
+            };
+            let pull_secrets = source
+                .signature_pull_secrets
+                .iter()
+                .map(|s| s.name.clone())
+                .filter(|n| !n.is_empty())
+                .collect();
+            Location {
+                signatures,
+                pull_secrets,
             }
         })
         .collect()

@@ -40,6 +40,15 @@ impl Signet {
     /// Starts `signet serve --policy-dir DIR` with a generated certificate and waits until
     /// it is ready.
     pub async fn start(policy_dir: &Path, extra_args: &[&str]) -> Signet {
+        let mut args = vec!["--policy-dir", policy_dir.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra_args);
+        let signet = Signet::spawn(&args, &[]);
+        signet.wait_ready().await;
+        signet
+    }
+
+    /// Starts `signet serve ARGS` (with ENVS) on free loopback ports without waiting.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Signet {
         install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("ca.pem");
@@ -48,18 +57,29 @@ impl Signet {
         let child = Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", &format!("127.0.0.1:{webhook_port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .arg("--policy-dir")
-            .arg(policy_dir)
             .arg("--tls-ca-out")
             .arg(&ca_path)
-            .args(extra_args)
+            .args(args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn signet");
         let admin = format!("http://127.0.0.1:{admin_port}");
-        wait_for(&format!("{admin}/readyz"), &log).await;
-        let ca_pem = std::fs::read(&ca_path).expect("signet wrote its CA");
+        // The CA is written before the server starts listening; wait for it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ca_pem = loop {
+            match std::fs::read(&ca_path) {
+                Ok(pem) if !pem.is_empty() => break pem,
+                _ if Instant::now() > deadline => {
+                    panic!(
+                        "signet wrote no CA: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
         let client = https_client(&ca_pem);
         Signet {
             child,
@@ -70,6 +90,11 @@ impl Signet {
             client,
             _dir: dir,
         }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        wait_for(&format!("{}/readyz", self.admin), &self.log).await;
     }
 
     /// POSTs `body` to `/mutate` or `/validate` and returns status and parsed JSON (or the

@@ -14,11 +14,13 @@
 mod cosign;
 mod env;
 mod images;
+mod kube_api;
 mod mock;
 mod registry;
 
 pub use cosign::*;
 pub use env::*;
 pub use images::*;
+pub use kube_api::*;
 pub use mock::*;
 pub use registry::*;

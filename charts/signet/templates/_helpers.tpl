@@ -64,7 +64,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* DNS names the API server may use for the webhook Service. */}}
 {{- define "signet.dnsNames" -}}
 {{- $svc := include "signet.fullname" . }}
-{{- $ns := .Release.Namespace }}
+{{- $ns := .Release.Namespace -}}
 - {{ $svc }}
 - {{ $svc }}.{{ $ns }}
 - {{ $svc }}.{{ $ns }}.svc

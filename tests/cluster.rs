@@ -1,0 +1,290 @@
+//! In-cluster mode against a stand-in API server (no kube-apiserver can be installed here):
+//! policies from a watch, readiness gated on the first sync, bad objects skipped, keys from
+//! Secrets, and registry credentials from pull secrets.
+
+mod signet_server;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use signet_server::{Signet, free_port, pod_review};
+use support::{
+    FakeApiServer, Registry, SignOptions, TestKey, build_image, kubeconfig_for, require_tools,
+    sign_image,
+};
+
+fn static_policy(name: &str, glob: &str, action: &str) -> Value {
+    json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicy",
+        "metadata": {"name": name},
+        "spec": {"images": [{"glob": glob}], "authorities": [{"static": {"action": action}}]}
+    })
+}
+
+fn secret_key_policy(name: &str, glob: &str, secret: &str) -> Value {
+    json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicy",
+        "metadata": {"name": name},
+        "spec": {"images": [{"glob": glob}], "authorities": [{"key": {"secretRef": {"name": secret}}}]}
+    })
+}
+
+async fn start_in_cluster(api: &FakeApiServer, dir: &std::path::Path, extra: &[&str]) -> Signet {
+    let kubeconfig = api.kubeconfig(dir);
+    let signet = Signet::spawn(extra, &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    signet.wait_ready().await;
+    signet
+}
+
+#[tokio::test]
+async fn policies_come_from_the_watch_and_undecodable_ones_are_skipped() {
+    let api = FakeApiServer::start().await;
+    api.apply_policy(static_policy("block-evil", "evil.example.com/**", "fail"));
+    api.apply_policy(static_policy("allow-rest", "**", "pass"));
+    api.apply_policy(json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "garbled"}, "spec": {"images": "not-a-list"}
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let signet = start_in_cluster(&api, dir.path(), &[]).await;
+
+    let denied = signet
+        .review("validate", &pod_review("u1", &["evil.example.com/x"]))
+        .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("block-evil")
+    );
+    assert_eq!(
+        signet
+            .review("validate", &pod_review("u2", &["nginx"]))
+            .await["allowed"],
+        true
+    );
+    assert!(
+        signet.logs().contains("garbled"),
+        "the skipped object is logged: {}",
+        signet.logs()
+    );
+
+    // A change arrives through the watch and applies at once.
+    api.apply_policy(static_policy("allow-rest", "**", "fail"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while signet
+        .review("validate", &pod_review("u3", &["nginx"]))
+        .await["allowed"]
+        == true
+    {
+        assert!(Instant::now() < deadline, "the watched edit never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_api_server_and_the_last_snapshot_survives_it() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_for(dir.path(), &format!("http://127.0.0.1:{port}"));
+    let signet = Signet::spawn(&[], &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        signet.admin_get("/healthz").await.0,
+        200,
+        "alive without the API server"
+    );
+    assert_eq!(
+        signet.admin_get("/readyz").await.0,
+        503,
+        "not ready before the first sync"
+    );
+
+    let api = FakeApiServer::start_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    api.apply_policy(static_policy("allow", "**", "pass"));
+    tokio::time::timeout(Duration::from_secs(30), signet.wait_ready())
+        .await
+        .expect("ready after the API server came up");
+    assert_eq!(
+        signet
+            .review("validate", &pod_review("u", &["nginx"]))
+            .await["allowed"],
+        true
+    );
+
+    drop(api);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(signet.admin_get("/readyz").await.0, 200);
+    let response = signet
+        .review("validate", &pod_review("u", &["nginx"]))
+        .await;
+    assert_eq!(
+        response["allowed"], true,
+        "the last good snapshot keeps serving: {response}"
+    );
+}
+
+#[tokio::test]
+async fn keys_come_from_secrets_in_signets_namespace() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "demo/app", "v1", "app");
+    sign_image(
+        &registry,
+        "demo/app",
+        &digest,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let api = FakeApiServer::start().await;
+    api.add_secret(
+        "signet-system",
+        "release-key",
+        &[("cosign.pub", key.public_pem().as_bytes())],
+        "Opaque",
+    );
+    api.add_secret(
+        "signet-system",
+        "two-keys",
+        &[
+            ("a.pub", key.public_pem().as_bytes()),
+            ("b.pub", key.public_pem().as_bytes()),
+        ],
+        "Opaque",
+    );
+    let host = registry.host();
+    api.apply_policy(secret_key_policy(
+        "from-secret",
+        &format!("{host}/demo/**"),
+        "release-key",
+    ));
+    api.apply_policy(secret_key_policy(
+        "ambiguous",
+        &format!("{host}/other/**"),
+        "two-keys",
+    ));
+    api.apply_policy(secret_key_policy(
+        "absent",
+        &format!("{host}/absent/**"),
+        "nope",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let signet = start_in_cluster(&api, dir.path(), &["--insecure-registry", &host]).await;
+
+    let allowed = signet
+        .review(
+            "validate",
+            &pod_review("u", &[&format!("{host}/demo/app:v1")]),
+        )
+        .await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    let other = build_image(&registry, "other/app", "v1", "o");
+    sign_image(
+        &registry,
+        "other/app",
+        &other,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let ambiguous = signet
+        .review(
+            "validate",
+            &pod_review("u", &[&format!("{host}/other/app:v1")]),
+        )
+        .await;
+    let message = ambiguous["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("several entries (a.pub, b.pub)"),
+        "{ambiguous}"
+    );
+    build_image(&registry, "absent/app", "v1", "x");
+    let absent = signet
+        .review(
+            "validate",
+            &pod_review("u", &[&format!("{host}/absent/app:v1")]),
+        )
+        .await;
+    let message = absent["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("signet-system/nope"), "{absent}");
+}
+
+#[tokio::test]
+async fn pull_secrets_of_the_pod_and_its_service_account_open_private_registries() {
+    if !require_tools() {
+        return;
+    }
+    use base64::Engine as _;
+    let registry = Registry::htpasswd("puller", "pullpass");
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "private/app", "v1", "p");
+    sign_image(
+        &registry,
+        "private/app",
+        &digest,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let host = registry.host();
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:pullpass");
+    let docker_config = json!({"auths": {host.clone(): {"auth": auth}}}).to_string();
+    let api = FakeApiServer::start().await;
+    api.add_secret(
+        "team",
+        "regcred",
+        &[(".dockerconfigjson", docker_config.as_bytes())],
+        "kubernetes.io/dockerconfigjson",
+    );
+    api.add_service_account("team", "builder", &["regcred"]);
+    api.add_secret(
+        "signet-system",
+        "release-key",
+        &[("cosign.pub", key.public_pem().as_bytes())],
+        "Opaque",
+    );
+    api.apply_policy(secret_key_policy(
+        "private",
+        &format!("{host}/private/**"),
+        "release-key",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let signet = start_in_cluster(&api, dir.path(), &["--insecure-registry", &host]).await;
+    let image = format!("{host}/private/app:v1");
+
+    let mut with_secret = pod_review("a", &[&image]);
+    with_secret["request"]["namespace"] = json!("team");
+    with_secret["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    let response = signet.review("mutate", &with_secret).await;
+    assert_eq!(response["allowed"], true, "pod pull secret: {response}");
+
+    let mut via_account = pod_review("b", &[&image]);
+    via_account["request"]["namespace"] = json!("team");
+    via_account["request"]["object"]["spec"]["serviceAccountName"] = json!("builder");
+    let response = signet.review("mutate", &via_account).await;
+    assert_eq!(
+        response["allowed"], true,
+        "ServiceAccount pull secret: {response}"
+    );
+
+    let mut without = pod_review("c", &[&image]);
+    without["request"]["namespace"] = json!("elsewhere");
+    let response = signet.review("mutate", &without).await;
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("unauthorized (401)"),
+        "no credentials: {response}"
+    );
+    assert!(
+        !message.contains("pullpass") && !signet.logs().contains("pullpass"),
+        "no secrets in messages or logs"
+    );
+}

@@ -1,0 +1,250 @@
+//! A stand-in for the Kubernetes API server, because none can be installed on these
+//! machines: an in-test HTTP server that serves list and watch of ClusterImagePolicies, and
+//! GET of Secrets and ServiceAccounts, in the API's own JSON shapes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+#[derive(Default)]
+struct Objects {
+    policies: Vec<Value>,
+    secrets: HashMap<(String, String), Value>,
+    service_accounts: HashMap<(String, String), Value>,
+    resource_version: u64,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    objects: Arc<Mutex<Objects>>,
+    events: broadcast::Sender<String>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct FakeApiServer {
+    pub addr: SocketAddr,
+    state: ApiState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeApiServer {
+    pub async fn start() -> FakeApiServer {
+        Self::start_on("127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> FakeApiServer {
+        let (events, _) = broadcast::channel(64);
+        let state = ApiState {
+            objects: Arc::default(),
+            events,
+            requests: Arc::default(),
+        };
+        let app = Router::new()
+            .route(
+                "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies",
+                get(policies),
+            )
+            .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
+            .route(
+                "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
+                get(service_account),
+            )
+            .fallback(not_found)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind fake API server");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeApiServer { addr, state, task }
+    }
+
+    /// A kubeconfig file pointing at this server.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        kubeconfig_for(dir, &format!("http://{}", self.addr))
+    }
+
+    /// Adds (or replaces) a ClusterImagePolicy given as JSON and tells watchers.
+    pub fn apply_policy(&self, mut policy: Value) {
+        let mut objects = self.state.objects.lock().expect("lock");
+        objects.resource_version += 1;
+        policy["metadata"]["resourceVersion"] = json!(objects.resource_version.to_string());
+        policy["metadata"]["uid"] = json!(format!(
+            "uid-{}",
+            policy["metadata"]["name"].as_str().unwrap_or("x")
+        ));
+        let name = policy["metadata"]["name"].clone();
+        let existed = objects
+            .policies
+            .iter()
+            .any(|p| p["metadata"]["name"] == name);
+        objects.policies.retain(|p| p["metadata"]["name"] != name);
+        objects.policies.push(policy.clone());
+        let kind = if existed { "MODIFIED" } else { "ADDED" };
+        let _ = self
+            .state
+            .events
+            .send(json!({"type": kind, "object": policy}).to_string());
+    }
+
+    pub fn add_secret(&self, namespace: &str, name: &str, data: &[(&str, &[u8])], kind: &str) {
+        use base64::Engine as _;
+        let encoded: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "type": kind, "data": encoded});
+        self.state
+            .objects
+            .lock()
+            .expect("lock")
+            .secrets
+            .insert((namespace.into(), name.into()), secret);
+    }
+
+    pub fn add_service_account(&self, namespace: &str, name: &str, pull_secrets: &[&str]) {
+        let secrets: Vec<Value> = pull_secrets.iter().map(|s| json!({"name": s})).collect();
+        let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}, "imagePullSecrets": secrets});
+        self.state
+            .objects
+            .lock()
+            .expect("lock")
+            .service_accounts
+            .insert((namespace.into(), name.into()), account);
+    }
+
+    /// Paths requested so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().expect("lock").clone()
+    }
+}
+
+pub fn kubeconfig_for(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: tester\n  user:\n    token: test-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, config).expect("write kubeconfig");
+    path
+}
+
+async fn policies(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(format!("clusterimagepolicies?{query:?}"));
+    if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let receiver = tokio_stream_from(state.events.subscribe());
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(receiver))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let objects = state.objects.lock().expect("lock");
+    let list = json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicyList",
+        "metadata": {"resourceVersion": objects.resource_version.to_string()},
+        "items": objects.policies,
+    });
+    axum::Json(list).into_response()
+}
+
+fn tokio_stream_from(
+    receiver: broadcast::Receiver<String>,
+) -> impl futures::Stream<Item = Result<String, std::io::Error>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => return Some((Ok(format!("{event}\n")), receiver)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+async fn secret(
+    State(state): State<ApiState>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(format!("secrets/{namespace}/{name}"));
+    let found = state
+        .objects
+        .lock()
+        .expect("lock")
+        .secrets
+        .get(&(namespace, name.clone()))
+        .cloned();
+    found.map_or_else(
+        || missing("secrets", &name),
+        |s| axum::Json(s).into_response(),
+    )
+}
+
+async fn service_account(
+    State(state): State<ApiState>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(format!("serviceaccounts/{namespace}/{name}"));
+    let found = state
+        .objects
+        .lock()
+        .expect("lock")
+        .service_accounts
+        .get(&(namespace, name.clone()))
+        .cloned();
+    found.map_or_else(
+        || missing("serviceaccounts", &name),
+        |s| axum::Json(s).into_response(),
+    )
+}
+
+async fn not_found() -> Response {
+    missing("resource", "")
+}
+
+fn missing(resource: &str, name: &str) -> Response {
+    let status = json!({
+        "apiVersion": "v1", "kind": "Status", "status": "Failure",
+        "message": format!("{resource} \"{name}\" not found"), "reason": "NotFound", "code": 404
+    });
+    (StatusCode::NOT_FOUND, axum::Json(status)).into_response()
+}
