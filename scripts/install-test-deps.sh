@@ -6,7 +6,7 @@ set -euo pipefail
 
 TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
 VENV="$TOOLS_DIR/venv"
-APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates)
+APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 PY_PACKAGES=(pynacl cryptography)
 
 log() { echo "install-test-deps: $*" >&2; }

@@ -25,4 +25,4 @@ cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2
 cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo test" >&2
-exec cargo test
+exec cargo test --no-fail-fast

@@ -48,21 +48,13 @@ impl std::fmt::Debug for Keychain {
 impl Keychain {
     /// Parses a `config.json` / `.dockerconfigjson` document (`{"auths": {...}}`).
     pub fn from_docker_config(json: &[u8], source_name: &str) -> Result<Self, CredentialsError> {
-        let config: DockerConfig =
-            serde_json::from_slice(json).map_err(|e| CredentialsError::Malformed {
-                source_name: source_name.to_string(),
-                detail: e.to_string(),
-            })?;
+        let config: DockerConfig = parse_object(json, source_name)?;
         Self::from_entries(config.auths, source_name)
     }
 
     /// Parses a legacy `.dockercfg` document (the `auths` map without the wrapper).
     pub fn from_dockercfg(json: &[u8], source_name: &str) -> Result<Self, CredentialsError> {
-        let auths: BTreeMap<String, AuthEntry> =
-            serde_json::from_slice(json).map_err(|e| CredentialsError::Malformed {
-                source_name: source_name.to_string(),
-                detail: e.to_string(),
-            })?;
+        let auths: BTreeMap<String, AuthEntry> = parse_object(json, source_name)?;
         Self::from_entries(auths, source_name)
     }
 
@@ -102,6 +94,24 @@ impl Keychain {
             .map(|(_, credentials)| credentials.clone())
             .unwrap_or_default()
     }
+}
+
+/// Decodes a JSON object (serde would also accept an array for a struct, which no Docker
+/// config is).
+fn parse_object<T: serde::de::DeserializeOwned>(
+    json: &[u8],
+    source_name: &str,
+) -> Result<T, CredentialsError> {
+    let malformed = |detail: String| CredentialsError::Malformed {
+        source_name: source_name.to_string(),
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
+    if !value.is_object() {
+        return Err(malformed("expected a JSON object".to_string()));
+    }
+    serde_json::from_value(value).map_err(|e| malformed(e.to_string()))
 }
 
 fn entry_credentials(entry: &AuthEntry) -> Result<Option<Credentials>, String> {
