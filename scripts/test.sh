@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (see README): installs the test tools, then checks formatting,
-# lints, and runs every test. `cargo test` runs last so its summary closes the output.
+# lints, and runs every test. the test run comes last so its summary closes the output.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,5 +24,11 @@ echo "== cargo fmt --check" >&2
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2
 cargo clippy --quiet --all-targets -- -D warnings
+# nextest closes with one summary line for every test binary; plain `cargo test` would
+# close on the (empty) doc-test run instead.
+if cargo nextest --version >/dev/null 2>&1; then
+    echo "== cargo nextest run" >&2
+    exec cargo nextest run --no-fail-fast --all-targets
+fi
 echo "== cargo test" >&2
-exec cargo test --no-fail-fast
+exec cargo test --no-fail-fast --all-targets

@@ -438,3 +438,62 @@ async fn sigterm_shuts_down_cleanly() {
     let status = signet.terminate();
     assert!(status.success(), "{status:?}: {}", signet.logs());
 }
+
+#[tokio::test]
+async fn rotated_certificates_are_picked_up_without_restart() {
+    let first = signet::tls::self_signed(&["localhost".to_string()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert, &first.cert_pem).unwrap();
+    std::fs::write(&key, &first.key_pem).unwrap();
+    let dir = policy_dir(&[&static_policy("all", "**", "pass", "enforce")]);
+    let args = [
+        "--policy-dir",
+        dir.path().to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let signet = Signet::spawn_with_ca(&args, first.ca_pem.clone().into_bytes());
+    signet.wait_ready().await;
+    assert_eq!(
+        signet
+            .review("validate", &pod_review("u", &["nginx"]))
+            .await["allowed"],
+        true
+    );
+
+    let second = signet::tls::self_signed(&["localhost".to_string()]).unwrap();
+    let staged = certs.path().join("staged");
+    std::fs::create_dir(&staged).unwrap();
+    std::fs::write(staged.join("tls.key"), &second.key_pem).unwrap();
+    std::fs::write(staged.join("tls.crt"), &second.cert_pem).unwrap();
+    std::fs::rename(staged.join("tls.key"), &key).unwrap();
+    std::fs::rename(staged.join("tls.crt"), &cert).unwrap();
+
+    let new_client = signet_server::https_client(second.ca_pem.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = new_client
+            .post(format!("{}/validate", signet.webhook))
+            .body(pod_review("u", &["nginx"]).to_string())
+            .send()
+            .await;
+        if attempt.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let old_client = signet_server::https_client(first.ca_pem.as_bytes());
+    let old = old_client
+        .post(format!("{}/validate", signet.webhook))
+        .body("{}")
+        .send()
+        .await;
+    assert!(old.is_err(), "the old certificate is no longer served");
+}

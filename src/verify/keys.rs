@@ -247,6 +247,47 @@ mod tests {
     }
 
     #[test]
+    fn ecdsa_p384_and_rsa_verify_with_their_hashes() {
+        use aws_lc_rs::encoding::AsDer;
+        let rng = SystemRandom::new();
+        let alg = &lc::ECDSA_P384_SHA384_ASN1_SIGNING;
+        let pair = EcdsaKeyPair::generate(alg).unwrap();
+        let der = pair.public_key().as_der().unwrap();
+        let key = PublicKey::from_spki_der(der.as_ref()).unwrap();
+        assert_eq!(key.kind_name(), "ECDSA P-384");
+        let signature = pair.sign(&rng, b"payload").unwrap();
+        assert_eq!(
+            key.verify(b"payload", signature.as_ref(), HashAlgorithm::Sha384),
+            Ok(())
+        );
+        assert_eq!(
+            key.verify(b"payload", signature.as_ref(), HashAlgorithm::Sha256),
+            Err(KeyError::BadSignature)
+        );
+
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = rsa.public_key().as_der().unwrap();
+        let key = PublicKey::from_spki_der(der.as_ref()).unwrap();
+        assert_eq!(key.kind_name(), "RSA");
+        for (hash, padding) in [
+            (HashAlgorithm::Sha256, &lc::RSA_PKCS1_SHA256),
+            (HashAlgorithm::Sha512, &lc::RSA_PKCS1_SHA512),
+        ] {
+            let mut signature = vec![0; rsa.public_modulus_len()];
+            rsa.sign(padding, &rng, b"payload", &mut signature).unwrap();
+            assert_eq!(key.verify(b"payload", &signature, hash), Ok(()), "{hash:?}");
+            assert_eq!(
+                key.verify(b"other", &signature, hash),
+                Err(KeyError::BadSignature)
+            );
+        }
+        assert!(matches!(
+            key.verify(b"payload", b"x", HashAlgorithm::Sha224),
+            Err(KeyError::HashNotSupported { .. })
+        ));
+    }
+
+    #[test]
     fn ed25519_verifies() {
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();

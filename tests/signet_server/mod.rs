@@ -49,6 +49,15 @@ impl Signet {
 
     /// Starts `signet serve ARGS` (with ENVS) on free loopback ports without waiting.
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Signet {
+        Signet::launch(args, envs, None)
+    }
+
+    /// Like [`Signet::spawn`] for a server given `--tls-cert`/`--tls-key` signed by `ca_pem`.
+    pub fn spawn_with_ca(args: &[&str], ca_pem: Vec<u8>) -> Signet {
+        Signet::launch(args, &[], Some(ca_pem))
+    }
+
+    fn launch(args: &[&str], envs: &[(&str, &str)], known_ca: Option<Vec<u8>>) -> Signet {
         install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("ca.pem");
@@ -66,9 +75,12 @@ impl Signet {
             .spawn()
             .expect("spawn signet");
         let admin = format!("http://127.0.0.1:{admin_port}");
-        // The CA is written before the server starts listening; wait for it.
+        // Without a known CA, signet writes its generated one before it listens.
         let deadline = Instant::now() + Duration::from_secs(20);
         let ca_pem = loop {
+            if let Some(pem) = &known_ca {
+                break pem.clone();
+            }
             match std::fs::read(&ca_path) {
                 Ok(pem) if !pem.is_empty() => break pem,
                 _ if Instant::now() > deadline => {
