@@ -4,8 +4,10 @@
 //! in-flight fetch.
 
 pub mod cosign;
+pub mod keyless;
 pub mod keys;
 pub mod rekor;
+pub mod sct;
 pub mod trust;
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::api::cip::{Authority, KeyRef};
+use crate::api::cip::{Authority, Identity, KeyRef, KeylessRef};
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
@@ -21,9 +23,10 @@ use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
 use crate::sources::cluster::ClusterAccess;
 use cosign::{FetchError, SignatureLayer, SignatureLocation, fetch_signatures, parse_payload};
+use keyless::KeylessRequirements;
 use keys::{HashAlgorithm, PublicKey};
 use rekor::{EntryExpectation, verify_bundle};
-use trust::TrustRoot;
+use trust::{CertificateAuthority, TrustRoot};
 
 const KMS_SCHEMES: &[&str] = &["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 
@@ -167,22 +170,63 @@ impl RegistryVerifier {
         Err("the key authority names no key".to_string())
     }
 
-    async fn verify_key_authority(
-        &self,
-        check: &AuthorityCheck<'_>,
-        key_ref: &KeyRef,
-    ) -> Result<String, String> {
+    /// How a `key` authority checks a signature: its key and hash.
+    async fn key_checker(&self, key_ref: &KeyRef) -> Result<Checker, String> {
         let key = self.public_key(key_ref).await?;
         let hash_name = key_ref.hash_algorithm.as_deref().unwrap_or_default();
         let hash = HashAlgorithm::from_name(hash_name)
             .ok_or_else(|| format!("hashAlgorithm {hash_name:?} is not supported"))?;
-        let requirements = LayerRequirements {
-            key: &key,
-            hash,
-            digest: check.digest,
-            authority: &check.authority.spec,
-            trust: &self.trust,
+        Ok(Checker::Key { key, hash })
+    }
+
+    /// How a `keyless` authority checks a signature: identities and CAs (the policy's
+    /// `ca-cert`, else the trust root's Fulcio CAs).
+    async fn keyless_checker(&self, keyless: &KeylessRef) -> Result<Checker, String> {
+        if keyless
+            .trust_root_ref
+            .as_deref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(
+                "keyless.trustRootRef is not supported yet; use --trust-root or ca-cert"
+                    .to_string(),
+            );
+        }
+        let authorities = match &keyless.ca_cert {
+            Some(ca_cert) => vec![keyless::authority_from_pem(
+                &self.ca_cert_pem(ca_cert).await?,
+            )?],
+            None => self.trust.certificate_authorities.clone(),
         };
+        Ok(Checker::Keyless {
+            identities: keyless.identities.clone(),
+            ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
+            authorities,
+        })
+    }
+
+    async fn ca_cert_pem(&self, ca_cert: &KeyRef) -> Result<String, String> {
+        if let Some(data) = ca_cert.data.as_deref().filter(|d| !d.trim().is_empty()) {
+            return Ok(data.to_string());
+        }
+        match (&ca_cert.secret_ref, &self.cluster) {
+            (Some(secret), Some(cluster)) => {
+                cluster
+                    .key_from_secret(secret.name.as_deref().unwrap_or_default())
+                    .await
+            }
+            (Some(_), None) => Err(
+                "ca-cert.secretRef needs cluster access; put the PEM in ca-cert.data".to_string(),
+            ),
+            (None, _) => Err("ca-cert names no certificate".to_string()),
+        }
+    }
+
+    async fn verify_signatures(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+    ) -> Result<String, String> {
         let mut failures = Vec::new();
         for location in signature_locations(check.image, &check.authority.spec) {
             let layers = self
@@ -197,14 +241,12 @@ impl RegistryVerifier {
                 continue;
             }
             for (index, layer) in layers.iter().enumerate() {
-                match requirements.check(layer) {
+                match self.check_layer(layer, checker, check) {
                     Ok(detail) => {
                         return Ok(format!(
-                            "signature {} at {} verified with {} key {}{detail}",
+                            "signature {} at {}: {detail}",
                             layer.layer_digest,
-                            location.describe(check.digest),
-                            key.kind_name(),
-                            key.fingerprint()
+                            location.describe(check.digest)
                         ));
                     }
                     Err(why) => failures.push(format!(
@@ -217,6 +259,127 @@ impl RegistryVerifier {
         }
         Err(failures.join("; "))
     }
+
+    /// One signature layer: the cryptographic check of the authority's kind, then the claims
+    /// every signature must make (this digest, the required annotations).
+    fn check_layer(
+        &self,
+        layer: &SignatureLayer,
+        checker: &Checker,
+        check: &AuthorityCheck<'_>,
+    ) -> Result<String, String> {
+        let signature = layer
+            .signature
+            .as_deref()
+            .ok_or("the layer has no valid dev.cosignproject.cosign/signature annotation")?;
+        let detail = match checker {
+            Checker::Key { key, hash } => {
+                key.verify(&layer.payload, signature, *hash)
+                    .map_err(|_| format!("not signed by key {} ({hash:?})", key.fingerprint()))?;
+                let logged = match &check.authority.spec.ctlog {
+                    Some(_) => self.logged_with_key(layer, signature, key)?,
+                    None => String::new(),
+                };
+                format!(
+                    "verified with {} key {}{logged}",
+                    key.kind_name(),
+                    key.fingerprint()
+                )
+            }
+            Checker::Keyless {
+                identities,
+                ignore_sct,
+                authorities,
+            } => {
+                let requirements = KeylessRequirements {
+                    identities,
+                    ignore_sct: *ignore_sct,
+                    authorities,
+                    trust: &self.trust,
+                };
+                let verified = requirements.check(layer, signature)?;
+                format!(
+                    "certificate for {} issued by {:?}, {}",
+                    verified.subjects.join(", "),
+                    verified.issuer,
+                    verified.logged
+                )
+            }
+        };
+        check_claims(layer, check.digest, &check.authority.spec)?;
+        Ok(detail)
+    }
+
+    /// With `ctlog`, a keyed signature must be in the transparency log, under this key.
+    fn logged_with_key(
+        &self,
+        layer: &SignatureLayer,
+        signature: &[u8],
+        key: &PublicKey,
+    ) -> Result<String, String> {
+        let bundle = layer
+            .bundle_json
+            .as_deref()
+            .ok_or("the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle")?;
+        let expected = EntryExpectation {
+            payload: &layer.payload,
+            signature,
+        };
+        let entry = verify_bundle(bundle, &self.trust, &expected)?;
+        let logged_key = PublicKey::from_pem(&entry.public_key_pem)
+            .map_err(|e| format!("the Rekor entry's public key is unusable: {e}"))?;
+        if logged_key.spki_der() != key.spki_der() {
+            return Err(format!(
+                "the Rekor entry records key {}, not the policy's key {}",
+                logged_key.fingerprint(),
+                key.fingerprint()
+            ));
+        }
+        Ok(format!(
+            ", logged in {} at index {} ({})",
+            entry.log_url, entry.log_index, entry.integrated_time
+        ))
+    }
+}
+
+/// How an authority checks signatures, prepared once per check.
+enum Checker {
+    Key {
+        key: PublicKey,
+        hash: HashAlgorithm,
+    },
+    Keyless {
+        identities: Vec<Identity>,
+        ignore_sct: bool,
+        authorities: Vec<CertificateAuthority>,
+    },
+}
+
+/// The payload must be about `digest` and carry the annotations the policy requires.
+fn check_claims(layer: &SignatureLayer, digest: &str, authority: &Authority) -> Result<(), String> {
+    let claims = parse_payload(&layer.payload)?;
+    if claims.docker_manifest_digest != digest {
+        return Err(format!(
+            "the signed payload is for {}, not {digest}",
+            claims.docker_manifest_digest
+        ));
+    }
+    for (name, value) in &authority.require_annotations {
+        match claims.annotations.get(name) {
+            Some(found) if found == value => {}
+            Some(found) => {
+                return Err(format!(
+                    "annotation {name:?} is {found:?}, the policy requires {value:?}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "annotation {name:?} is missing, the policy requires {value:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Verifier for RegistryVerifier {
@@ -244,15 +407,13 @@ impl Verifier for RegistryVerifier {
 
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            match (&check.authority.kind, &check.authority.spec.key) {
-                (AuthorityKind::Key, Some(key_ref)) => {
-                    self.verify_key_authority(&check, key_ref).await
-                }
-                (AuthorityKind::Keyless, _) => Err(
-                    "keyless authorities are not supported yet by this signet build".to_string(),
-                ),
-                _ => Err("this authority has nothing to verify".to_string()),
-            }
+            let spec = &check.authority.spec;
+            let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
+                (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
+                (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless).await?,
+                _ => return Err("this authority has nothing to verify".to_string()),
+            };
+            self.verify_signatures(&check, &checker).await
         })
     }
 }
@@ -313,87 +474,4 @@ fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Location>
             }
         })
         .collect()
-}
-
-/// What one signature layer must satisfy for a key authority.
-struct LayerRequirements<'a> {
-    key: &'a PublicKey,
-    hash: HashAlgorithm,
-    digest: &'a str,
-    authority: &'a Authority,
-    trust: &'a TrustRoot,
-}
-
-impl LayerRequirements<'_> {
-    /// `Ok` with extra detail (the Rekor entry) when the layer passes; `Err` says why not.
-    fn check(&self, layer: &SignatureLayer) -> Result<String, String> {
-        let signature = layer
-            .signature
-            .as_deref()
-            .ok_or("the layer has no valid dev.cosignproject.cosign/signature annotation")?;
-        self.key
-            .verify(&layer.payload, signature, self.hash)
-            .map_err(|_| {
-                format!(
-                    "not signed by key {} ({:?})",
-                    self.key.fingerprint(),
-                    self.hash
-                )
-            })?;
-        let claims = parse_payload(&layer.payload)?;
-        if claims.docker_manifest_digest != self.digest {
-            return Err(format!(
-                "the signed payload is for {}, not {}",
-                claims.docker_manifest_digest, self.digest
-            ));
-        }
-        for (name, value) in &self.authority.require_annotations {
-            match claims.annotations.get(name) {
-                Some(found) if found == value => {}
-                Some(found) => {
-                    return Err(format!(
-                        "annotation {name:?} is {found:?}, the policy requires {value:?}"
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "annotation {name:?} is missing, the policy requires {value:?}"
-                    ));
-                }
-            }
-        }
-        if self.authority.ctlog.is_none() {
-            return Ok(String::new());
-        }
-        self.check_transparency_log(layer, signature)
-    }
-
-    fn check_transparency_log(
-        &self,
-        layer: &SignatureLayer,
-        signature: &[u8],
-    ) -> Result<String, String> {
-        let bundle = layer
-            .bundle_json
-            .as_deref()
-            .ok_or("the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle")?;
-        let expected = EntryExpectation {
-            payload: &layer.payload,
-            signature,
-        };
-        let entry = verify_bundle(bundle, self.trust, &expected)?;
-        let logged_key = PublicKey::from_pem(&entry.public_key_pem)
-            .map_err(|e| format!("the Rekor entry's public key is unusable: {e}"))?;
-        if logged_key.spki_der() != self.key.spki_der() {
-            return Err(format!(
-                "the Rekor entry records key {}, not the policy's key {}",
-                logged_key.fingerprint(),
-                self.key.fingerprint()
-            ));
-        }
-        Ok(format!(
-            ", logged in {} at index {} ({})",
-            entry.log_url, entry.log_index, entry.integrated_time
-        ))
-    }
 }

@@ -44,10 +44,27 @@ impl LogKey {
     }
 }
 
+/// A certificate authority (Fulcio): its chain, issuing certificate first and root last.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    pub uri: String,
+    pub chain_der: Vec<Vec<u8>>,
+    pub valid_from: Option<OffsetDateTime>,
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl CertificateAuthority {
+    pub fn valid_at(&self, time: OffsetDateTime) -> bool {
+        self.valid_from.is_none_or(|start| time >= start)
+            && self.valid_until.is_none_or(|end| time <= end)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoot {
     pub tlogs: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
+    pub certificate_authorities: Vec<CertificateAuthority>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +74,29 @@ struct TrustedRootJson {
     tlogs: Vec<LogJson>,
     #[serde(default)]
     ctlogs: Vec<LogJson>,
+    #[serde(default)]
+    certificate_authorities: Vec<CaJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaJson {
+    #[serde(default)]
+    uri: String,
+    cert_chain: CertChainJson,
+    #[serde(default)]
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+struct CertChainJson {
+    certificates: Vec<RawBytesJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytesJson {
+    raw_bytes: String,
 }
 
 #[derive(Deserialize)]
@@ -95,10 +135,23 @@ impl TrustRoot {
                 .map(|(i, log)| log_key(log, &format!("{kind}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()
         };
+        let certificate_authorities = parsed
+            .certificate_authorities
+            .into_iter()
+            .enumerate()
+            .map(|(i, ca)| certificate_authority(ca, &format!("certificateAuthorities[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TrustRoot {
             tlogs: logs(parsed.tlogs, "tlogs")?,
             ctlogs: logs(parsed.ctlogs, "ctlogs")?,
+            certificate_authorities,
         })
+    }
+
+    /// The certificate transparency log whose id (sha256 of its key) is `log_id`.
+    pub fn ctlog(&self, log_id: &[u8]) -> Option<&LogKey> {
+        let hex: String = log_id.iter().map(|b| format!("{b:02x}")).collect();
+        self.ctlogs.iter().find(|log| log.log_id == hex)
     }
 
     /// The transparency log whose `logID` is `log_id` (hex).
@@ -107,6 +160,42 @@ impl TrustRoot {
             .iter()
             .find(|log| log.log_id.eq_ignore_ascii_case(log_id))
     }
+}
+
+fn parse_time(text: Option<String>, what: &str) -> Result<Option<OffsetDateTime>, TrustRootError> {
+    text.map(|t| {
+        OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| TrustRootError::Invalid {
+            what: what.to_string(),
+            detail: format!("validFor {t:?}: {e}"),
+        })
+    })
+    .transpose()
+}
+
+fn certificate_authority(ca: CaJson, what: &str) -> Result<CertificateAuthority, TrustRootError> {
+    let chain_der = ca
+        .cert_chain
+        .certificates
+        .iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.decode(c.raw_bytes.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TrustRootError::Invalid {
+            what: what.to_string(),
+            detail: format!("certChain: {e}"),
+        })?;
+    if chain_der.is_empty() {
+        return Err(TrustRootError::Invalid {
+            what: what.to_string(),
+            detail: "certChain has no certificates".to_string(),
+        });
+    }
+    let (start, end) = ca.valid_for.map_or((None, None), |v| (v.start, v.end));
+    Ok(CertificateAuthority {
+        uri: ca.uri,
+        chain_der,
+        valid_from: parse_time(start, what)?,
+        valid_until: parse_time(end, what)?,
+    })
 }
 
 fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
@@ -151,6 +240,11 @@ mod tests {
         assert!(rekor.valid_at(OffsetDateTime::now_utc()));
         assert!(!rekor.valid_at(OffsetDateTime::UNIX_EPOCH));
         assert!(!root.ctlogs.is_empty());
+        assert!(
+            root.certificate_authorities
+                .iter()
+                .any(|ca| ca.uri == "https://fulcio.sigstore.dev")
+        );
     }
 
     #[test]
