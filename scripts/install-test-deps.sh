@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need on a fresh Debian (bookworm) machine.
 # Idempotent: packages and the venv that are already present are skipped, so a second run is fast.
-# Downloads only from apt and PyPI.
+# Downloads only from apt, PyPI and npm.
 set -euo pipefail
 
 TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
 VENV="$TOOLS_DIR/venv"
+# npm project for ../shared/tools/mock-sigstore-server.js (tests/support/keyless.rs finds it here).
+NPM_DIR="$TOOLS_DIR/npm"
+NPM_PACKAGES=(@sigstore/mock)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 PY_PACKAGES=(pynacl cryptography)
 
@@ -59,5 +62,38 @@ install_venv() {
     "$VENV/bin/python" -m pip install -q "${PY_PACKAGES[@]}"
 }
 
+# Node.js + npm from Debian, unless some node/npm is already on PATH (keep what is there).
+install_node() {
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+        log "node $(node --version) and npm $(npm --version 2>/dev/null) present"
+        return
+    fi
+    local pkgs=()
+    command -v node >/dev/null || pkgs+=(nodejs)
+    command -v npm >/dev/null || pkgs+=(npm)
+    log "installing: ${pkgs[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+}
+
+npm_ready() {
+    [ -d "$NPM_DIR/node_modules/@sigstore/mock" ]
+}
+
+install_npm() {
+    if npm_ready; then
+        log "npm packages present: $NPM_DIR"
+        return
+    fi
+    log "installing npm packages into $NPM_DIR: ${NPM_PACKAGES[*]}"
+    mkdir -p "$NPM_DIR"
+    if [ ! -f "$NPM_DIR/package.json" ]; then
+        printf '{\n  "name": "signet-test-tools",\n  "private": true,\n  "version": "0.0.0"\n}\n' >"$NPM_DIR/package.json"
+    fi
+    (cd "$NPM_DIR" && npm install --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}")
+}
+
 install_apt
 install_venv
+install_node
+install_npm

@@ -20,6 +20,9 @@ if [ -z "${SIGNET_SHARED_TOOLS:-}" ] && [ -d "$REPO/../shared/tools" ]; then
     export SIGNET_SHARED_TOOLS
 fi
 
+# The deployment checks (Helm chart, manifests, image build) run as part of the tests.
+export SIGNET_DEPLOY_CHECKS="${SIGNET_DEPLOY_CHECKS:-1}"
+
 echo "== cargo fmt --check" >&2
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2

@@ -140,7 +140,7 @@ struct RegistryArgs {
     /// Docker `config.json` with registry credentials, tried after the pod's pull secrets.
     #[arg(long, env = "SIGNET_REGISTRY_AUTH_FILE")]
     registry_auth_file: Option<PathBuf>,
-    /// Most signature sets kept in memory.
+    /// Most entries of each cache (signatures, verified results, tag digests).
     #[arg(long, env = "SIGNET_CACHE_ENTRIES", default_value = "10000")]
     cache_entries: u64,
 }
@@ -275,7 +275,8 @@ fn verifier(
 ) -> anyhow::Result<RegistryVerifier> {
     let settings = VerifierSettings {
         signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
-        signature_cache_entries: args.cache_entries,
+        cache_entries: args.cache_entries,
+        ..VerifierSettings::default()
     };
     Ok(RegistryVerifier::new(
         registry_client(args)?,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use sha2::Digest;
 
 use super::evaluate::ResourceInfo;
 use super::glob::Glob;
@@ -31,6 +32,9 @@ pub enum AuthorityKind {
 pub struct CompiledAuthority {
     /// The authority's `name`, or `authority-<index>` as policy-controller names it.
     pub name: String,
+    /// sha256 of the authority's spec: cached results are keyed by it, so an edited
+    /// authority never reuses an old result.
+    pub fingerprint: String,
     pub kind: AuthorityKind,
     pub spec: Authority,
 }
@@ -183,8 +187,12 @@ fn compile_authority(index: usize, authority: &Authority) -> CompiledAuthority {
         (None, Some(_)) => AuthorityKind::Key,
         (None, None) => AuthorityKind::Keyless,
     };
+    let fingerprint = serde_json::to_vec(authority)
+        .map(|bytes| format!("{:x}", sha2::Sha256::digest(bytes)))
+        .unwrap_or_default();
     CompiledAuthority {
         name,
+        fingerprint,
         kind,
         spec: authority.clone(),
     }

@@ -31,22 +31,42 @@ use trust::{CertificateAuthority, TrustRoot};
 const KMS_SCHEMES: &[&str] = &["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 
 type SignatureCache = moka::future::Cache<(SignatureLocation, String), Arc<Vec<SignatureLayer>>>;
+/// (registry/repository, digest, authority fingerprint) → what was verified.
+type VerifiedCache = moka::future::Cache<(String, String, String), Arc<String>>;
+/// (registry/repository:tag) → digest.
+type DigestCache = moka::future::Cache<String, Arc<String>>;
 
 /// Settings of the verifier's caches.
 #[derive(Debug, Clone)]
 pub struct VerifierSettings {
-    /// How long fetched signatures are reused; a removed signature stops counting after this.
+    /// How long fetched signatures and verified results are reused; a removed signature
+    /// stops counting after this.
     pub signature_ttl: Duration,
-    pub signature_cache_entries: u64,
+    /// How long a tag's digest is reused (mutation and validation of one object share it).
+    pub digest_ttl: Duration,
+    /// Most entries of each cache.
+    pub cache_entries: u64,
 }
 
 impl Default for VerifierSettings {
     fn default() -> Self {
         VerifierSettings {
             signature_ttl: Duration::from_secs(60),
-            signature_cache_entries: 10_000,
+            digest_ttl: Duration::from_secs(10),
+            cache_entries: 10_000,
         }
     }
+}
+
+fn cache<K, V>(entries: u64, ttl: Duration) -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(entries)
+        .time_to_live(ttl)
+        .build()
 }
 
 /// Resolves digests and verifies authorities against real registries.
@@ -54,6 +74,8 @@ pub struct RegistryVerifier {
     registry: RegistryClient,
     trust: Arc<TrustRoot>,
     signatures: SignatureCache,
+    verified: VerifiedCache,
+    digests: DigestCache,
     /// Secrets and ServiceAccounts, when signet runs in a cluster.
     cluster: Option<ClusterAccess>,
     /// Credentials from `--registry-auth-file`, tried after the pod's own.
@@ -68,14 +90,12 @@ impl RegistryVerifier {
         cluster: Option<ClusterAccess>,
         keychain: Keychain,
     ) -> Self {
-        let signatures = moka::future::Cache::builder()
-            .max_capacity(settings.signature_cache_entries)
-            .time_to_live(settings.signature_ttl)
-            .build();
         RegistryVerifier {
             registry,
             trust,
-            signatures,
+            signatures: cache(settings.cache_entries, settings.signature_ttl),
+            verified: cache(settings.cache_entries, settings.signature_ttl),
+            digests: cache(settings.cache_entries, settings.digest_ttl),
             cluster,
             keychain,
         }
@@ -168,6 +188,16 @@ impl RegistryVerifier {
             ));
         }
         Err("the key authority names no key".to_string())
+    }
+
+    async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<String, String> {
+        let spec = &check.authority.spec;
+        let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
+            (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
+            (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless).await?,
+            _ => return Err("this authority has nothing to verify".to_string()),
+        };
+        self.verify_signatures(check, &checker).await
     }
 
     /// How a `key` authority checks a signature: its key and hash.
@@ -383,37 +413,55 @@ fn check_claims(layer: &SignatureLayer, digest: &str, authority: &Authority) -> 
 }
 
 impl Verifier for RegistryVerifier {
+    /// Concurrent resolutions of one tag share one registry call; the digest is reused for
+    /// a few seconds. Failures are never cached.
     fn resolve_digest<'a>(
         &'a self,
         image: &'a ImageRef,
         context: &'a RequestContext,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let credentials = self
-                .pod_keychain(context)
+            let key = format!("{}:{}", image.name(), image.registry_reference());
+            let digest = self
+                .digests
+                .try_get_with(key, async {
+                    let credentials = self
+                        .pod_keychain(context)
+                        .await
+                        .for_registry(image.registry());
+                    self.registry
+                        .resolve_digest(
+                            image.registry(),
+                            image.repository(),
+                            image.registry_reference(),
+                            &credentials,
+                        )
+                        .await
+                        .map(Arc::new)
+                })
                 .await
-                .for_registry(image.registry());
-            self.registry
-                .resolve_digest(
-                    image.registry(),
-                    image.repository(),
-                    image.registry_reference(),
-                    &credentials,
-                )
-                .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(digest.as_ref().clone())
         })
     }
 
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let spec = &check.authority.spec;
-            let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
-                (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
-                (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless).await?,
-                _ => return Err("this authority has nothing to verify".to_string()),
-            };
-            self.verify_signatures(&check, &checker).await
+            let key = (
+                check.image.name(),
+                check.digest.to_string(),
+                check.authority.fingerprint.clone(),
+            );
+            // Successes are reused until the signature TTL; concurrent checks of the same
+            // (image, digest, authority) share one verification. Failures are recomputed.
+            let verified = self
+                .verified
+                .try_get_with(key, async {
+                    self.verify_uncached(&check).await.map(Arc::new)
+                })
+                .await
+                .map_err(|e| e.as_ref().clone())?;
+            Ok(verified.as_ref().clone())
         })
     }
 }

@@ -14,6 +14,7 @@
 mod cosign;
 mod env;
 mod images;
+mod keyless;
 mod kube_api;
 mod mock;
 mod registry;
@@ -21,6 +22,7 @@ mod registry;
 pub use cosign::*;
 pub use env::*;
 pub use images::*;
+pub use keyless::*;
 pub use kube_api::*;
 pub use mock::*;
 pub use registry::*;

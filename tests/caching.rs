@@ -1,0 +1,169 @@
+//! Caches that stay correct: concurrent admissions of one image share one registry fetch, a
+//! policy edit changes the decision at once, and a removed signature stops counting after
+//! the TTL.
+
+mod signet_server;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use signet_server::{Signet, pod_review, policy_dir};
+use support::{
+    Registry, SignOptions, TestKey, build_image, delete_manifest, get_manifest, require_tools,
+    sign_image,
+};
+
+fn key_policy(name: &str, key: &TestKey) -> String {
+    let indented: String = key
+        .public_pem()
+        .lines()
+        .map(|l| format!("        {l}\n"))
+        .collect();
+    format!(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - key:\n      data: |\n{indented}"
+    )
+}
+
+#[tokio::test]
+async fn a_burst_of_admissions_of_one_image_costs_one_fetch() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "burst/app", "v1", "b");
+    sign_image(
+        &registry,
+        "burst/app",
+        &digest,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let dir = policy_dir(&[&key_policy("first", &key), &key_policy("second", &key)]);
+    let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
+    let image = format!("{}/burst/app:v1", registry.host());
+    let before_tag = registry.count_requests("HEAD", "/v2/burst/app/manifests/v1");
+    let sig_path = format!(
+        "/v2/burst/app/manifests/{}.sig",
+        digest.replacen(':', "-", 1)
+    );
+    let before_sig = registry.count_requests("GET", &sig_path);
+
+    let reviews: Vec<_> = (0..50)
+        .map(|i| pod_review(&format!("u{i}"), &[&image]))
+        .collect();
+    let responses = join_all(reviews.iter().map(|r| signet.review("mutate", r))).await;
+    assert!(
+        responses.iter().all(|r| r["allowed"] == true),
+        "{:?}",
+        responses.first()
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tag_requests = registry.count_requests("HEAD", "/v2/burst/app/manifests/v1") - before_tag;
+    let sig_requests = registry.count_requests("GET", &sig_path) - before_sig;
+    assert_eq!(tag_requests, 1, "one tag resolution for 50 admissions");
+    assert_eq!(
+        sig_requests, 1,
+        "one signature fetch for 50 admissions and two policies"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_policy_decides_at_once() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let (key, other) = (TestKey::generate(), TestKey::generate());
+    let digest = build_image(&registry, "edit/app", "v1", "e");
+    sign_image(
+        &registry,
+        "edit/app",
+        &digest,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let dir = policy_dir(&[&key_policy("gate", &key)]);
+    let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
+    let review = pod_review("u", &[&format!("{}/edit/app:v1", registry.host())]);
+    assert_eq!(signet.review("validate", &review).await["allowed"], true);
+
+    std::fs::write(dir.path().join("policy-0.yaml"), key_policy("gate", &other)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while signet.review("validate", &review).await["allowed"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "the cached success outlived the policy edit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_removed_signature_stops_admitting_after_the_ttl() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "ttl/app", "v1", "t");
+    sign_image(&registry, "ttl/app", &digest, &key, &SignOptions::default()).await;
+    let dir = policy_dir(&[&key_policy("gate", &key)]);
+    let args = [
+        "--insecure-registry",
+        &registry.host(),
+        "--signature-ttl-seconds",
+        "2",
+    ];
+    let signet = Signet::start(dir.path(), &args).await;
+    let review = pod_review("u", &[&format!("{}/ttl/app@{digest}", registry.host())]);
+    assert_eq!(signet.review("validate", &review).await["allowed"], true);
+
+    let sig_tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    let manifest = get_manifest(&registry, "ttl/app", &sig_tag)
+        .await
+        .expect("signature manifest");
+    let manifest_digest = support::sha256(manifest.to_string().as_bytes());
+    // The registry deletes by the digest of the stored bytes; look it up rather than guess.
+    let stored = registry_digest(&registry, "ttl/app", &sig_tag)
+        .await
+        .unwrap_or(manifest_digest);
+    delete_manifest(&registry, "ttl/app", &stored).await;
+    assert_eq!(
+        signet.review("validate", &review).await["allowed"],
+        true,
+        "still cached"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let response = signet.review("validate", &review).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no signatures found")
+    );
+}
+
+async fn registry_digest(registry: &Registry, repo: &str, reference: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .head(format!(
+            "{}/v2/{repo}/manifests/{reference}",
+            registry.url()
+        ))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .ok()?;
+    response
+        .headers()
+        .get("docker-content-digest")?
+        .to_str()
+        .ok()
+        .map(str::to_string)
+}
