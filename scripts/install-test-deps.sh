@@ -8,7 +8,9 @@ TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
 VENV="$TOOLS_DIR/venv"
 # npm project for ../shared/tools/mock-sigstore-server.js (tests/support/keyless.rs finds it here).
 NPM_DIR="$TOOLS_DIR/npm"
-NPM_PACKAGES=(@sigstore/mock)
+# Pinned: the version mock-sigstore-server.js was checked with. 0.13 wants node >= 22, and
+# Debian's npm 9 would pick it regardless of the node it runs on.
+NPM_PACKAGES=(@sigstore/mock@0.12.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 PY_PACKAGES=(pynacl cryptography)
 
@@ -90,7 +92,7 @@ install_npm() {
     if [ ! -f "$NPM_DIR/package.json" ]; then
         printf '{\n  "name": "signet-test-tools",\n  "private": true,\n  "version": "0.0.0"\n}\n' >"$NPM_DIR/package.json"
     fi
-    (cd "$NPM_DIR" && npm install --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}")
+    (cd "$NPM_DIR" && npm install --save-exact --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}")
 }
 
 install_apt

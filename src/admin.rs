@@ -38,10 +38,7 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     let snapshot = state.snapshot.load();
     state.metrics.policies.set(snapshot.policies.len() as i64);
-    state
-        .metrics
-        .rejected_policies
-        .set(snapshot.rejected.len() as i64);
+    state.metrics.rejected_policies.set(snapshot.rejected.len() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -34,13 +34,7 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `signet=debug,info`.
     #[arg(long, env = "SIGNET_LOG_LEVEL", default_value = "info", global = true)]
     log_level: String,
-    #[arg(
-        long,
-        env = "SIGNET_LOG_FORMAT",
-        value_enum,
-        default_value = "json",
-        global = true
-    )]
+    #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "json", global = true)]
     log_format: LogFormat,
 }
 
@@ -107,12 +101,7 @@ struct ServeArgs {
 #[derive(Args, Debug)]
 struct DecisionArgs {
     /// What to do with images no ClusterImagePolicy matches.
-    #[arg(
-        long,
-        env = "SIGNET_NO_MATCH_POLICY",
-        value_enum,
-        default_value = "deny"
-    )]
+    #[arg(long, env = "SIGNET_NO_MATCH_POLICY", value_enum, default_value = "deny")]
     no_match_policy: NoMatchPolicy,
     /// Answer budget when the API server sends no `?timeout=` (seconds).
     #[arg(long, env = "SIGNET_ADMISSION_TIMEOUT_SECONDS", default_value = "8")]
@@ -185,10 +174,7 @@ enum EndpointArg {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -205,8 +191,8 @@ pub fn run() -> ExitCode {
 }
 
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -229,10 +215,7 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     let extra_roots_pem = args
         .registry_ca
         .iter()
-        .map(|path| {
-            std::fs::read(path)
-                .with_context(|| format!("cannot read --registry-ca {}", path.display()))
-        })
+        .map(|path| std::fs::read(path).with_context(|| format!("cannot read --registry-ca {}", path.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let config = RegistryConfig {
         extra_roots_pem,
@@ -248,12 +231,9 @@ fn keychain(args: &RegistryArgs) -> anyhow::Result<Keychain> {
     match &args.registry_auth_file {
         None => Ok(Keychain::default()),
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --registry-auth-file {}", path.display()))?;
-            Ok(Keychain::from_docker_config(
-                &bytes,
-                &path.display().to_string(),
-            )?)
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read --registry-auth-file {}", path.display()))?;
+            Ok(Keychain::from_docker_config(&bytes, &path.display().to_string())?)
         }
     }
 }
@@ -262,17 +242,13 @@ fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
     match &args.trust_root {
         None => TrustRoot::public_good().context("the embedded Sigstore trust root is invalid"),
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --trust-root {}", path.display()))?;
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read --trust-root {}", path.display()))?;
             TrustRoot::from_json(&bytes).with_context(|| format!("--trust-root {}", path.display()))
         }
     }
 }
 
-fn verifier(
-    args: &RegistryArgs,
-    cluster: Option<ClusterAccess>,
-) -> anyhow::Result<RegistryVerifier> {
+fn verifier(args: &RegistryArgs, cluster: Option<ClusterAccess>) -> anyhow::Result<RegistryVerifier> {
     let settings = VerifierSettings {
         signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
         cache_entries: args.cache_entries,
@@ -349,16 +325,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Starts the folder or cluster watch; both publish into `snapshot`. In a cluster, also
 /// returns access to its Secrets and ServiceAccounts. Neither needs the network to start:
 /// the watch retries in the background while readiness waits.
-async fn start_policy_source(
-    args: &ServeArgs,
-    snapshot: SnapshotHandle,
-) -> anyhow::Result<Option<ClusterAccess>> {
+async fn start_policy_source(args: &ServeArgs, snapshot: SnapshotHandle) -> anyhow::Result<Option<ClusterAccess>> {
     if let Some(dir) = args.policy_dir.clone() {
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--policy-dir {} is not a folder",
-            dir.display()
-        );
+        anyhow::ensure!(dir.is_dir(), "--policy-dir {} is not a folder", dir.display());
         tokio::spawn(async move {
             if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
                 tracing::error!(error = %e, "policy folder cannot be read; not ready");
@@ -369,10 +338,7 @@ async fn start_policy_source(
     let client = kube::Client::try_default()
         .await
         .context("no --policy-dir given and no Kubernetes configuration found")?;
-    tokio::spawn(crate::sources::kube::watch_policies(
-        client.clone(),
-        snapshot,
-    ));
+    tokio::spawn(crate::sources::kube::watch_policies(client.clone(), snapshot));
     Ok(Some(ClusterAccess::new(client, args.namespace.clone())))
 }
 
@@ -403,26 +369,16 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
 async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let body = if args.request == Path::new("-") {
         let mut buffer = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)
-            .context("cannot read standard input")?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).context("cannot read standard input")?;
         buffer
     } else {
-        std::fs::read(&args.request)
-            .with_context(|| format!("cannot read {}", args.request.display()))?
+        std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?
     };
     let snapshot = folder::load_paths(&args.policy)?;
     for rejected in &snapshot.rejected {
-        eprintln!(
-            "warning: policy {} rejected: {}",
-            rejected.name, rejected.error
-        );
+        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
     }
-    let admission = admission(
-        SnapshotHandle::fixed(snapshot),
-        &args.decision,
-        &args.registry,
-        None,
-    )?;
+    let admission = admission(SnapshotHandle::fixed(snapshot), &args.decision, &args.registry, None)?;
     let endpoint = match args.endpoint {
         EndpointArg::Mutate => Endpoint::Mutate,
         EndpointArg::Validate => Endpoint::Validate,
@@ -432,20 +388,13 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let allowed = rendered["response"]["allowed"].as_bool().unwrap_or(false);
     decode_patch_for_display(&mut rendered);
     println!("{}", serde_json::to_string_pretty(&rendered)?);
-    Ok(if allowed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let snapshot = folder::load_paths(&args.policy)?;
     for rejected in &snapshot.rejected {
-        eprintln!(
-            "warning: policy {} rejected: {}",
-            rejected.name, rejected.error
-        );
+        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
     }
     let verifier = verifier(&args.registry, None)?;
     let images = [ContainerImage {
@@ -468,10 +417,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         args.decision.no_match_policy,
     )
     .await;
-    print!(
-        "{}",
-        crate::report::verification_report(&args.image, &evaluation)
-    );
+    print!("{}", crate::report::verification_report(&args.image, &evaluation));
     Ok(if evaluation.allowed {
         ExitCode::SUCCESS
     } else {
@@ -496,8 +442,7 @@ fn crd(write: Option<&Path>) -> anyhow::Result<()> {
         Some(dir) => {
             for (name, text) in crate::api::crd_files()? {
                 let path = dir.join(name);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
         }

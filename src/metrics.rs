@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -27,21 +25,13 @@ impl Metrics {
             &["endpoint", "outcome"],
         )?;
         let admission_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "signet_admission_duration_seconds",
-                "Time to answer an AdmissionReview",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
+            HistogramOpts::new("signet_admission_duration_seconds", "Time to answer an AdmissionReview").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["endpoint", "outcome"],
         )?;
         let policies = IntGauge::new("signet_policies", "ClusterImagePolicies being enforced")?;
-        let rejected_policies = IntGauge::new(
-            "signet_policies_rejected",
-            "ClusterImagePolicies rejected as invalid",
-        )?;
+        let rejected_policies = IntGauge::new("signet_policies_rejected", "ClusterImagePolicies rejected as invalid")?;
         registry.register(Box::new(admissions.clone()))?;
         registry.register(Box::new(admission_seconds.clone()))?;
         registry.register(Box::new(policies.clone()))?;
@@ -55,15 +45,8 @@ impl Metrics {
         })
     }
 
-    pub fn observe_admission(
-        &self,
-        endpoint: &'static str,
-        outcome: &'static str,
-        elapsed: Duration,
-    ) {
-        self.admissions
-            .with_label_values(&[endpoint, outcome])
-            .inc();
+    pub fn observe_admission(&self, endpoint: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.admissions.with_label_values(&[endpoint, outcome]).inc();
         self.admission_seconds
             .with_label_values(&[endpoint, outcome])
             .observe(elapsed.as_secs_f64());

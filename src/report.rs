@@ -40,11 +40,7 @@ pub fn verification_report(image: &str, evaluation: &Evaluation) -> String {
             }
             for policy in policies {
                 let verdict = if policy.passed() { "PASSED" } else { "FAILED" };
-                let _ = writeln!(
-                    out,
-                    "  policy {:?} (mode {:?}): {verdict}",
-                    policy.policy, policy.mode
-                );
+                let _ = writeln!(out, "  policy {:?} (mode {:?}): {verdict}", policy.policy, policy.mode);
                 for authority in &policy.authorities {
                     let line = match &authority.outcome {
                         Ok(detail) => format!("passed: {detail}"),
@@ -63,11 +59,7 @@ pub fn verification_report(image: &str, evaluation: &Evaluation) -> String {
     }
     match evaluation.pins.first() {
         Some(pin) if evaluation.allowed => {
-            let _ = writeln!(
-                out,
-                "result: allowed; admission pins the image to {}",
-                pin.image
-            );
+            let _ = writeln!(out, "result: allowed; admission pins the image to {}", pin.image);
         }
         _ if evaluation.allowed => {
             let _ = writeln!(out, "result: allowed");

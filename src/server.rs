@@ -31,15 +31,9 @@ pub enum ServerError {
     #[error("cannot generate a self-signed certificate: {0}")]
     SelfSigned(#[from] rcgen::Error),
     #[error("cannot write the CA certificate to {path}: {source}")]
-    WriteCa {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    WriteCa { path: PathBuf, source: std::io::Error },
     #[error("webhook server on {addr} failed: {source}")]
-    Serve {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Serve { addr: SocketAddr, source: std::io::Error },
 }
 
 /// Where the serving certificate comes from.
@@ -67,28 +61,15 @@ struct WebhookQuery {
     timeout: Option<String>,
 }
 
-async fn mutate(
-    State(admission): State<Admission>,
-    Query(query): Query<WebhookQuery>,
-    body: Bytes,
-) -> Response {
+async fn mutate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
     review(admission, Endpoint::Mutate, query, body).await
 }
 
-async fn validate(
-    State(admission): State<Admission>,
-    Query(query): Query<WebhookQuery>,
-    body: Bytes,
-) -> Response {
+async fn validate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
     review(admission, Endpoint::Validate, query, body).await
 }
 
-async fn review(
-    admission: Admission,
-    endpoint: Endpoint,
-    query: WebhookQuery,
-    body: Bytes,
-) -> Response {
+async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, body: Bytes) -> Response {
     let timeout = query.timeout.as_deref().and_then(parse_go_duration);
     match admission.handle(&body, endpoint, timeout).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -104,9 +85,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let value: f64 = rest[..number_end].parse().ok()?;
         rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let seconds = match &rest[..unit_end] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -143,28 +122,20 @@ pub async fn tls_config(source: &TlsSource) -> Result<RustlsConfig, ServerError>
                 })?;
                 tracing::info!(path = %path.display(), "self-signed CA certificate written");
             }
-            RustlsConfig::from_pem(
-                generated.cert_pem.into_bytes(),
-                generated.key_pem.into_bytes(),
-            )
-            .await
-            .map_err(|source| ServerError::LoadTls {
-                cert: PathBuf::from("<generated>"),
-                key: PathBuf::from("<generated>"),
-                source,
-            })
+            RustlsConfig::from_pem(generated.cert_pem.into_bytes(), generated.key_pem.into_bytes())
+                .await
+                .map_err(|source| ServerError::LoadTls {
+                    cert: PathBuf::from("<generated>"),
+                    key: PathBuf::from("<generated>"),
+                    source,
+                })
         }
     }
 }
 
 /// Reloads certificate files when their modification time changes. A failed reload keeps the
 /// old certificate: a half-written Secret update must not take the webhook down.
-pub async fn reload_on_change(
-    config: RustlsConfig,
-    cert: PathBuf,
-    key: PathBuf,
-    interval: Duration,
-) {
+pub async fn reload_on_change(config: RustlsConfig, cert: PathBuf, key: PathBuf, interval: Duration) {
     let mut last = modified(&cert, &key);
     let mut ticker = tokio::time::interval(interval);
     loop {

@@ -1,10 +1,7 @@
 //! A self-signed serving certificate for when no certificate is given: a fresh CA (whose PEM
 //! the operator hands to the API server as `caBundle`) and a leaf for the webhook's names.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 
 pub struct GeneratedTls {
     pub ca_pem: String,

@@ -31,16 +31,11 @@ fn fixtures(dir: &Path, prefix: &str) -> Vec<(String, String)> {
         .filter(|name| name.starts_with(prefix) && name.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert!(
-        !names.is_empty(),
-        "no {prefix}* fixtures in {}",
-        dir.display()
-    );
+    assert!(!names.is_empty(), "no {prefix}* fixtures in {}", dir.display());
     names
         .into_iter()
         .map(|name| {
-            let text = std::fs::read_to_string(dir.join(&name))
-                .unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
             (name, text)
         })
         .collect()
@@ -100,10 +95,7 @@ fn expected_error(name: &str, text: &str) -> (String, Vec<String>) {
         .find_map(|l| l.trim().strip_prefix("# ERROR:"))
         .unwrap_or_else(|| panic!("{name}: no `# ERROR:` line"));
     let line = line.trim();
-    let line = line
-        .strip_prefix("validation failed:")
-        .unwrap_or(line)
-        .trim();
+    let line = line.strip_prefix("validation failed:").unwrap_or(line).trim();
     let (message, paths) = line
         .split_once(": spec.")
         .unwrap_or_else(|| panic!("{name}: cannot read `# ERROR:{line}`"));
@@ -127,10 +119,7 @@ fn rejected_policies_fail_naming_the_same_fields() {
                 "{name}: want `{message}`, got:\n{shown}"
             );
             for path in &paths {
-                assert!(
-                    err.has_path(path),
-                    "{name}: no error at {path}, got:\n{shown}"
-                );
+                assert!(err.has_path(path), "{name}: no error at {path}, got:\n{shown}");
             }
         }
     }
@@ -166,8 +155,7 @@ fn e2e_trust_roots_decode() {
 
 #[test]
 fn error_lines_are_read_with_or_without_prefix() {
-    let text =
-        "# ERROR: validation failed: expected exactly one, got both: spec.a.data, spec.a.kms\n";
+    let text = "# ERROR: validation failed: expected exactly one, got both: spec.a.data, spec.a.kms\n";
     let (message, paths) = expected_error("t", text);
     assert_eq!(message, "expected exactly one, got both");
     assert_eq!(paths, ["spec.a.data", "spec.a.kms"]);

@@ -9,17 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use signet_server::{Signet, pod_review, policy_dir};
-use support::{
-    Registry, SignOptions, TestKey, build_image, delete_manifest, get_manifest, require_tools,
-    sign_image,
-};
+use support::{Registry, SignOptions, TestKey, build_image, delete_manifest, get_manifest, require_tools, sign_image};
 
 fn key_policy(name: &str, key: &TestKey) -> String {
-    let indented: String = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
+    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - key:\n      data: |\n{indented}"
     )
@@ -33,27 +26,15 @@ async fn a_burst_of_admissions_of_one_image_costs_one_fetch() {
     let registry = Registry::plain();
     let key = TestKey::generate();
     let digest = build_image(&registry, "burst/app", "v1", "b");
-    sign_image(
-        &registry,
-        "burst/app",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "burst/app", &digest, &key, &SignOptions::default()).await;
     let dir = policy_dir(&[&key_policy("first", &key), &key_policy("second", &key)]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
     let image = format!("{}/burst/app:v1", registry.host());
     let before_tag = registry.count_requests("HEAD", "/v2/burst/app/manifests/v1");
-    let sig_path = format!(
-        "/v2/burst/app/manifests/{}.sig",
-        digest.replacen(':', "-", 1)
-    );
+    let sig_path = format!("/v2/burst/app/manifests/{}.sig", digest.replacen(':', "-", 1));
     let before_sig = registry.count_requests("GET", &sig_path);
 
-    let reviews: Vec<_> = (0..50)
-        .map(|i| pod_review(&format!("u{i}"), &[&image]))
-        .collect();
+    let reviews: Vec<_> = (0..50).map(|i| pod_review(&format!("u{i}"), &[&image])).collect();
     let responses = join_all(reviews.iter().map(|r| signet.review("mutate", r))).await;
     assert!(
         responses.iter().all(|r| r["allowed"] == true),
@@ -79,14 +60,7 @@ async fn an_edited_policy_decides_at_once() {
     let registry = Registry::plain();
     let (key, other) = (TestKey::generate(), TestKey::generate());
     let digest = build_image(&registry, "edit/app", "v1", "e");
-    sign_image(
-        &registry,
-        "edit/app",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "edit/app", &digest, &key, &SignOptions::default()).await;
     let dir = policy_dir(&[&key_policy("gate", &key)]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
     let review = pod_review("u", &[&format!("{}/edit/app:v1", registry.host())]);
@@ -95,10 +69,7 @@ async fn an_edited_policy_decides_at_once() {
     std::fs::write(dir.path().join("policy-0.yaml"), key_policy("gate", &other)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while signet.review("validate", &review).await["allowed"] == true {
-        assert!(
-            Instant::now() < deadline,
-            "the cached success outlived the policy edit"
-        );
+        assert!(Instant::now() < deadline, "the cached success outlived the policy edit");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -113,12 +84,7 @@ async fn a_removed_signature_stops_admitting_after_the_ttl() {
     let digest = build_image(&registry, "ttl/app", "v1", "t");
     sign_image(&registry, "ttl/app", &digest, &key, &SignOptions::default()).await;
     let dir = policy_dir(&[&key_policy("gate", &key)]);
-    let args = [
-        "--insecure-registry",
-        &registry.host(),
-        "--signature-ttl-seconds",
-        "2",
-    ];
+    let args = ["--insecure-registry", &registry.host(), "--signature-ttl-seconds", "2"];
     let signet = Signet::start(dir.path(), &args).await;
     let review = pod_review("u", &[&format!("{}/ttl/app@{digest}", registry.host())]);
     assert_eq!(signet.review("validate", &review).await["allowed"], true);
@@ -152,10 +118,7 @@ async fn a_removed_signature_stops_admitting_after_the_ttl() {
 
 async fn registry_digest(registry: &Registry, repo: &str, reference: &str) -> Option<String> {
     let response = reqwest::Client::new()
-        .head(format!(
-            "{}/v2/{repo}/manifests/{reference}",
-            registry.url()
-        ))
+        .head(format!("{}/v2/{repo}/manifests/{reference}", registry.url()))
         .header("accept", "application/vnd.oci.image.manifest.v1+json")
         .send()
         .await

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use signet_server::{Signet, free_port, pod_review};
-use support::{
-    FakeApiServer, Registry, SignOptions, TestKey, build_image, kubeconfig_for, require_tools,
-    sign_image,
-};
+use support::{FakeApiServer, Registry, SignOptions, TestKey, build_image, kubeconfig_for, require_tools, sign_image};
 
 fn static_policy(name: &str, glob: &str, action: &str) -> Value {
     json!({
@@ -55,16 +52,9 @@ async fn policies_come_from_the_watch_and_undecodable_ones_are_skipped() {
         .review("validate", &pod_review("u1", &["evil.example.com/x"]))
         .await;
     assert_eq!(denied["allowed"], false, "{denied}");
-    assert!(
-        denied["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("block-evil")
-    );
+    assert!(denied["status"]["message"].as_str().unwrap().contains("block-evil"));
     assert_eq!(
-        signet
-            .review("validate", &pod_review("u2", &["nginx"]))
-            .await["allowed"],
+        signet.review("validate", &pod_review("u2", &["nginx"])).await["allowed"],
         true
     );
     assert!(
@@ -76,11 +66,7 @@ async fn policies_come_from_the_watch_and_undecodable_ones_are_skipped() {
     // A change arrives through the watch and applies at once.
     api.apply_policy(static_policy("allow-rest", "**", "fail"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while signet
-        .review("validate", &pod_review("u3", &["nginx"]))
-        .await["allowed"]
-        == true
-    {
+    while signet.review("validate", &pod_review("u3", &["nginx"])).await["allowed"] == true {
         assert!(Instant::now() < deadline, "the watched edit never applied");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -110,18 +96,14 @@ async fn readiness_waits_for_the_api_server_and_the_last_snapshot_survives_it() 
         .await
         .expect("ready after the API server came up");
     assert_eq!(
-        signet
-            .review("validate", &pod_review("u", &["nginx"]))
-            .await["allowed"],
+        signet.review("validate", &pod_review("u", &["nginx"])).await["allowed"],
         true
     );
 
     drop(api);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(signet.admin_get("/readyz").await.0, 200);
-    let response = signet
-        .review("validate", &pod_review("u", &["nginx"]))
-        .await;
+    let response = signet.review("validate", &pod_review("u", &["nginx"])).await;
     assert_eq!(
         response["allowed"], true,
         "the last good snapshot keeps serving: {response}"
@@ -136,14 +118,7 @@ async fn keys_come_from_secrets_in_signets_namespace() {
     let registry = Registry::plain();
     let key = TestKey::generate();
     let digest = build_image(&registry, "demo/app", "v1", "app");
-    sign_image(
-        &registry,
-        "demo/app",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "demo/app", &digest, &key, &SignOptions::default()).await;
     let api = FakeApiServer::start().await;
     api.add_secret(
         "signet-system",
@@ -166,52 +141,25 @@ async fn keys_come_from_secrets_in_signets_namespace() {
         &format!("{host}/demo/**"),
         "release-key",
     ));
-    api.apply_policy(secret_key_policy(
-        "ambiguous",
-        &format!("{host}/other/**"),
-        "two-keys",
-    ));
-    api.apply_policy(secret_key_policy(
-        "absent",
-        &format!("{host}/absent/**"),
-        "nope",
-    ));
+    api.apply_policy(secret_key_policy("ambiguous", &format!("{host}/other/**"), "two-keys"));
+    api.apply_policy(secret_key_policy("absent", &format!("{host}/absent/**"), "nope"));
     let dir = tempfile::tempdir().unwrap();
     let signet = start_in_cluster(&api, dir.path(), &["--insecure-registry", &host]).await;
 
     let allowed = signet
-        .review(
-            "validate",
-            &pod_review("u", &[&format!("{host}/demo/app:v1")]),
-        )
+        .review("validate", &pod_review("u", &[&format!("{host}/demo/app:v1")]))
         .await;
     assert_eq!(allowed["allowed"], true, "{allowed}");
     let other = build_image(&registry, "other/app", "v1", "o");
-    sign_image(
-        &registry,
-        "other/app",
-        &other,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "other/app", &other, &key, &SignOptions::default()).await;
     let ambiguous = signet
-        .review(
-            "validate",
-            &pod_review("u", &[&format!("{host}/other/app:v1")]),
-        )
+        .review("validate", &pod_review("u", &[&format!("{host}/other/app:v1")]))
         .await;
     let message = ambiguous["status"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("several entries (a.pub, b.pub)"),
-        "{ambiguous}"
-    );
+    assert!(message.contains("several entries (a.pub, b.pub)"), "{ambiguous}");
     build_image(&registry, "absent/app", "v1", "x");
     let absent = signet
-        .review(
-            "validate",
-            &pod_review("u", &[&format!("{host}/absent/app:v1")]),
-        )
+        .review("validate", &pod_review("u", &[&format!("{host}/absent/app:v1")]))
         .await;
     let message = absent["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("signet-system/nope"), "{absent}");
@@ -226,14 +174,7 @@ async fn pull_secrets_of_the_pod_and_its_service_account_open_private_registries
     let registry = Registry::htpasswd("puller", "pullpass");
     let key = TestKey::generate();
     let digest = build_image(&registry, "private/app", "v1", "p");
-    sign_image(
-        &registry,
-        "private/app",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "private/app", &digest, &key, &SignOptions::default()).await;
     let host = registry.host();
     let auth = base64::engine::general_purpose::STANDARD.encode("puller:pullpass");
     let docker_config = json!({"auths": {host.clone(): {"auth": auth}}}).to_string();
@@ -270,19 +211,13 @@ async fn pull_secrets_of_the_pod_and_its_service_account_open_private_registries
     via_account["request"]["namespace"] = json!("team");
     via_account["request"]["object"]["spec"]["serviceAccountName"] = json!("builder");
     let response = signet.review("mutate", &via_account).await;
-    assert_eq!(
-        response["allowed"], true,
-        "ServiceAccount pull secret: {response}"
-    );
+    assert_eq!(response["allowed"], true, "ServiceAccount pull secret: {response}");
 
     let mut without = pod_review("c", &[&image]);
     without["request"]["namespace"] = json!("elsewhere");
     let response = signet.review("mutate", &without).await;
     let message = response["status"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("unauthorized (401)"),
-        "no credentials: {response}"
-    );
+    assert!(message.contains("unauthorized (401)"), "no credentials: {response}");
     assert!(
         !message.contains("pullpass") && !signet.logs().contains("pullpass"),
         "no secrets in messages or logs"

@@ -10,16 +10,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use signet_server::{Signet, decoded_patch, pod_review, policy_dir, static_policy};
 use support::{
-    MockReply, MockServer, Registry, SignOptions, TestKey, build_docker_v2s2_image, build_image,
-    build_multiarch_index, require_tools, sign_image,
+    MockReply, MockServer, Registry, SignOptions, TestKey, build_docker_v2s2_image, build_image, build_multiarch_index,
+    require_tools, sign_image,
 };
 
 fn key_policy(name: &str, glob: &str, key: &TestKey) -> String {
-    let indented: String = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
+    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - key:\n      data: |\n{indented}"
     )
@@ -27,10 +23,7 @@ fn key_policy(name: &str, glob: &str, key: &TestKey) -> String {
 
 fn denial(response: &Value) -> String {
     assert_eq!(response["allowed"], false, "{response}");
-    response["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    response["status"]["message"].as_str().unwrap_or_default().to_string()
 }
 
 #[tokio::test]
@@ -43,21 +36,13 @@ async fn tags_are_pinned_to_exactly_the_pushed_digest() {
     let oci = build_image(&registry, "kinds/oci", "v1", "oci");
     let docker = build_docker_v2s2_image(&registry, "kinds/docker", "v1", "docker");
     let (index, _) = build_multiarch_index(&registry, "kinds/index", "v1");
-    for (repo, digest) in [
-        ("kinds/oci", &oci),
-        ("kinds/docker", &docker),
-        ("kinds/index", &index),
-    ] {
+    for (repo, digest) in [("kinds/oci", &oci), ("kinds/docker", &docker), ("kinds/index", &index)] {
         sign_image(&registry, repo, digest, &key, &SignOptions::default()).await;
     }
     let host = registry.host();
     let dir = policy_dir(&[&key_policy("kinds", &format!("{host}/kinds/**"), &key)]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &host]).await;
-    for (repo, digest) in [
-        ("kinds/oci", &oci),
-        ("kinds/docker", &docker),
-        ("kinds/index", &index),
-    ] {
+    for (repo, digest) in [("kinds/oci", &oci), ("kinds/docker", &docker), ("kinds/index", &index)] {
         let image = format!("{host}/{repo}:v1");
         let response = signet.review("mutate", &pod_review("u", &[&image])).await;
         assert_eq!(response["allowed"], true, "{repo}: {response}");
@@ -85,18 +70,12 @@ async fn images_without_a_verifying_policy_cost_no_registry_call() {
     )
     .await;
     let before = registry.access_log().len();
-    let images = [
-        format!("{host}/static/app:v1"),
-        format!("{host}/unmatched/app:v1"),
-    ];
+    let images = [format!("{host}/static/app:v1"), format!("{host}/unmatched/app:v1")];
     let response = signet
         .review("mutate", &pod_review("u", &[&images[0], &images[1]]))
         .await;
     assert_eq!(response["allowed"], true, "{response}");
-    assert!(
-        decoded_patch(&response).is_empty(),
-        "nothing verified, nothing pinned"
-    );
+    assert!(decoded_patch(&response).is_empty(), "nothing verified, nothing pinned");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         registry.access_log().len(),
@@ -116,14 +95,7 @@ async fn resolution_failures_are_denied_with_the_reason() {
     let private = Registry::htpasswd("testuser", "testpass");
     let tls = Registry::tls();
     let tls_digest = build_image(&tls, "secure/app", "v1", "t");
-    sign_image(
-        &tls,
-        "secure/app",
-        &tls_digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&tls, "secure/app", &tls_digest, &key, &SignOptions::default()).await;
     let limited = MockServer::start(|_| MockReply::status(429).header("Retry-After", "60")).await;
     let broken = MockServer::start(|_| MockReply::with_body(500, "boom")).await;
     let silent = MockServer::start(|_| MockReply::Hang).await;
@@ -141,28 +113,14 @@ async fn resolution_failures_are_denied_with_the_reason() {
     std::fs::write(ca.path(), tls.ca_pem()).unwrap();
     let without_ca = Signet::start(
         dir.path(),
-        &[
-            "--insecure-registry",
-            &insecure,
-            "--registry-timeout-seconds",
-            "1",
-        ],
+        &["--insecure-registry", &insecure, "--registry-timeout-seconds", "1"],
     )
     .await;
 
     let cases = [
-        (
-            format!("{}/missing/app:v1", plain.host()),
-            "not found (404)",
-        ),
-        (
-            format!("{}/private/app:v1", private.host()),
-            "unauthorized (401)",
-        ),
-        (
-            format!("{}/busy/app:v1", limited.host()),
-            "rate limited (429)",
-        ),
+        (format!("{}/missing/app:v1", plain.host()), "not found (404)"),
+        (format!("{}/private/app:v1", private.host()), "unauthorized (401)"),
+        (format!("{}/busy/app:v1", limited.host()), "rate limited (429)"),
         (
             format!("{}/broken/app:v1", broken.host()),
             "registry server error (500)",
@@ -172,15 +130,8 @@ async fn resolution_failures_are_denied_with_the_reason() {
     ];
     for (image, reason) in &cases {
         let started = Instant::now();
-        let message = denial(
-            &without_ca
-                .review("validate", &pod_review("u", &[image]))
-                .await,
-        );
-        assert!(
-            message.contains(reason),
-            "{image}: expected {reason:?} in {message}"
-        );
+        let message = denial(&without_ca.review("validate", &pod_review("u", &[image])).await);
+        assert!(message.contains(reason), "{image}: expected {reason:?} in {message}");
         assert!(
             message.contains(image) && message.contains("\"everything\""),
             "{message}"
@@ -194,9 +145,7 @@ async fn resolution_failures_are_denied_with_the_reason() {
     drop(without_ca);
 
     let with_ca = Signet::start(dir.path(), &["--registry-ca", ca.path().to_str().unwrap()]).await;
-    let response = with_ca
-        .review("mutate", &pod_review("u", &[&cases[5].0]))
-        .await;
+    let response = with_ca.review("mutate", &pod_review("u", &[&cases[5].0])).await;
     assert_eq!(
         response["allowed"], true,
         "--registry-ca makes the TLS registry work: {response}"

@@ -11,15 +11,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use signet_server::{Signet, decoded_patch, pod_review, policy_dir};
-use support::{
-    Registry, SignOptions, TestKey, build_image, build_multiarch_index, require_tools, sign_image,
-};
+use support::{Registry, SignOptions, TestKey, build_image, build_multiarch_index, require_tools, sign_image};
 
 fn key_policy(name: &str, glob: &str, public_pem: &str, extra: &str) -> String {
-    let indented: String = public_pem
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
+    let indented: String = public_pem.lines().map(|l| format!("        {l}\n")).collect();
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release-key\n    key:\n      data: |\n{indented}{extra}"
     )
@@ -35,34 +30,16 @@ struct Outcome {
 
 impl Outcome {
     fn assert_allowed(&self) {
-        assert_eq!(
-            self.validate["allowed"], true,
-            "validate: {}",
-            self.validate
-        );
+        assert_eq!(self.validate["allowed"], true, "validate: {}", self.validate);
         assert_eq!(self.mutate["allowed"], true, "mutate: {}", self.mutate);
-        assert!(
-            self.cli_ok,
-            "signet verify must exit 0:\n{}",
-            self.cli_output
-        );
+        assert!(self.cli_ok, "signet verify must exit 0:\n{}", self.cli_output);
     }
 
     fn assert_denied(&self, fragments: &[&str]) {
-        assert_eq!(
-            self.validate["allowed"], false,
-            "validate: {}",
-            self.validate
-        );
+        assert_eq!(self.validate["allowed"], false, "validate: {}", self.validate);
         assert_eq!(self.mutate["allowed"], false, "mutate: {}", self.mutate);
-        assert!(
-            !self.cli_ok,
-            "signet verify must fail:\n{}",
-            self.cli_output
-        );
-        let message = self.validate["status"]["message"]
-            .as_str()
-            .unwrap_or_default();
+        assert!(!self.cli_ok, "signet verify must fail:\n{}", self.cli_output);
+        let message = self.validate["status"]["message"].as_str().unwrap_or_default();
         for fragment in fragments {
             assert!(
                 message.contains(fragment),
@@ -120,14 +97,7 @@ async fn good_signature_is_admitted_and_the_tag_pinned_to_the_verified_digest() 
         return;
     };
     let digest = build_image(&registry, "demo/app", "v1", "app v1");
-    sign_image(
-        &registry,
-        "demo/app",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "demo/app", &digest, &key, &SignOptions::default()).await;
     let dir = policy_dir(&[&key_policy("signed-demo", "**", &key.public_pem(), "")]);
     let insecure = ["--insecure-registry", &registry.host()];
     let signet = Signet::start(dir.path(), &insecure).await;
@@ -143,20 +113,9 @@ async fn good_signature_is_admitted_and_the_tag_pinned_to_the_verified_digest() 
             json!({"op": "replace", "path": "/spec/containers/0/image", "value": format!("{image}@{digest}")}),
         ]
     );
-    assert!(
-        outcome.validate.get("patch").is_none(),
-        "validate never patches"
-    );
-    assert!(
-        outcome.cli_output.contains(&digest),
-        "{}",
-        outcome.cli_output
-    );
-    assert!(
-        outcome.cli_output.contains("release-key"),
-        "{}",
-        outcome.cli_output
-    );
+    assert!(outcome.validate.get("patch").is_none(), "validate never patches");
+    assert!(outcome.cli_output.contains(&digest), "{}", outcome.cli_output);
+    assert!(outcome.cli_output.contains("release-key"), "{}", outcome.cli_output);
 
     // The pinned image is admitted as is, without a new patch.
     let pinned = check(&signet, dir.path(), &format!("{image}@{digest}"), &insecure).await;
@@ -185,14 +144,7 @@ async fn wrong_key_other_digest_and_tampered_payload_are_denied() {
         payload_digest: Some(unrelated.clone()),
         ..SignOptions::default()
     };
-    sign_image(
-        &registry,
-        "demo/other-digest",
-        &other_digest,
-        &key,
-        &options,
-    )
-    .await;
+    sign_image(&registry, "demo/other-digest", &other_digest, &key, &options).await;
     let tampered = build_image(&registry, "demo/tampered", "v1", "d");
     sign_image(
         &registry,
@@ -213,49 +165,27 @@ async fn wrong_key_other_digest_and_tampered_payload_are_denied() {
     let host = registry.host();
 
     let fingerprint = support::sha256(&key.spki_der());
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/other-key:v1"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&[
-        "\"signed-demo\"",
-        "\"release-key\"",
-        &signed_by_other,
-        "not signed by key",
-        &fingerprint,
-    ]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/other-digest:v1"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&[&format!(
-        "the signed payload is for {unrelated}, not {other_digest}"
-    )]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tampered:v1"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&[&tampered, "not signed by key"]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/unsigned:v1"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&[
-        &unsigned,
-        &format!("no signatures found at {host}/demo/unsigned:sha256-"),
-    ]);
+    check(&signet, dir.path(), &format!("{host}/demo/other-key:v1"), &insecure)
+        .await
+        .assert_denied(&[
+            "\"signed-demo\"",
+            "\"release-key\"",
+            &signed_by_other,
+            "not signed by key",
+            &fingerprint,
+        ]);
+    check(&signet, dir.path(), &format!("{host}/demo/other-digest:v1"), &insecure)
+        .await
+        .assert_denied(&[&format!("the signed payload is for {unrelated}, not {other_digest}")]);
+    check(&signet, dir.path(), &format!("{host}/demo/tampered:v1"), &insecure)
+        .await
+        .assert_denied(&[&tampered, "not signed by key"]);
+    check(&signet, dir.path(), &format!("{host}/demo/unsigned:v1"), &insecure)
+        .await
+        .assert_denied(&[
+            &unsigned,
+            &format!("no signatures found at {host}/demo/unsigned:sha256-"),
+        ]);
 }
 
 #[tokio::test]
@@ -321,30 +251,15 @@ async fn required_annotations_are_checked_by_name_and_value() {
     let insecure = ["--insecure-registry", &registry.host()];
     let signet = Signet::start(dir.path(), &insecure).await;
     let host = registry.host();
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/ann:prod"),
-        &insecure,
-    )
-    .await
-    .assert_allowed();
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/ann:dev"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&["annotation \"env\" is \"dev\", the policy requires \"prod\""]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/ann:bare"),
-        &insecure,
-    )
-    .await
-    .assert_denied(&["annotation \"env\" is missing"]);
+    check(&signet, dir.path(), &format!("{host}/demo/ann:prod"), &insecure)
+        .await
+        .assert_allowed();
+    check(&signet, dir.path(), &format!("{host}/demo/ann:dev"), &insecure)
+        .await
+        .assert_denied(&["annotation \"env\" is \"dev\", the policy requires \"prod\""]);
+    check(&signet, dir.path(), &format!("{host}/demo/ann:bare"), &insecure)
+        .await
+        .assert_denied(&["annotation \"env\" is missing"]);
 }
 
 #[tokio::test]
@@ -353,14 +268,7 @@ async fn signatures_in_another_repository_are_found_through_source_oci() {
         return;
     };
     let digest = build_image(&registry, "demo/moved", "v1", "x");
-    sign_image(
-        &registry,
-        "signatures/moved",
-        &digest,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "signatures/moved", &digest, &key, &SignOptions::default()).await;
     let prefixed = SignOptions {
         tag_prefix: "sigprefix".into(),
         ..SignOptions::default()
@@ -368,33 +276,18 @@ async fn signatures_in_another_repository_are_found_through_source_oci() {
     sign_image(&registry, "signatures/prefixed", &digest, &key, &prefixed).await;
     let host = registry.host();
     let with_source = format!("    source:\n    - oci: {host}/signatures/moved\n");
-    let with_prefix =
-        format!("    source:\n    - oci: {host}/signatures/prefixed\n      tagPrefix: sigprefix\n");
+    let with_prefix = format!("    source:\n    - oci: {host}/signatures/prefixed\n      tagPrefix: sigprefix\n");
     let insecure = ["--insecure-registry", &host];
     let image = format!("{host}/demo/moved:v1");
 
-    let dir = policy_dir(&[&key_policy(
-        "elsewhere",
-        "**",
-        &key.public_pem(),
-        &with_source,
-    )]);
+    let dir = policy_dir(&[&key_policy("elsewhere", "**", &key.public_pem(), &with_source)]);
     let signet = Signet::start(dir.path(), &insecure).await;
-    check(&signet, dir.path(), &image, &insecure)
-        .await
-        .assert_allowed();
+    check(&signet, dir.path(), &image, &insecure).await.assert_allowed();
     drop(signet);
 
-    let dir = policy_dir(&[&key_policy(
-        "prefixed",
-        "**",
-        &key.public_pem(),
-        &with_prefix,
-    )]);
+    let dir = policy_dir(&[&key_policy("prefixed", "**", &key.public_pem(), &with_prefix)]);
     let signet = Signet::start(dir.path(), &insecure).await;
-    check(&signet, dir.path(), &image, &insecure)
-        .await
-        .assert_allowed();
+    check(&signet, dir.path(), &image, &insecure).await.assert_allowed();
     drop(signet);
 
     let dir = policy_dir(&[&key_policy("own-repo", "**", &key.public_pem(), "")]);
@@ -410,14 +303,7 @@ async fn a_signed_index_is_pinned_by_its_own_digest() {
         return;
     };
     let (index, platforms) = build_multiarch_index(&registry, "demo/multiarch", "v1");
-    sign_image(
-        &registry,
-        "demo/multiarch",
-        &index,
-        &key,
-        &SignOptions::default(),
-    )
-    .await;
+    sign_image(&registry, "demo/multiarch", &index, &key, &SignOptions::default()).await;
     let dir = policy_dir(&[&key_policy("signed-demo", "**", &key.public_pem(), "")]);
     let insecure = ["--insecure-registry", &registry.host()];
     let signet = Signet::start(dir.path(), &insecure).await;
@@ -425,10 +311,7 @@ async fn a_signed_index_is_pinned_by_its_own_digest() {
 
     let outcome = check(&signet, dir.path(), &image, &insecure).await;
     outcome.assert_allowed();
-    assert_eq!(
-        decoded_patch(&outcome.mutate)[1]["value"],
-        format!("{image}@{index}")
-    );
+    assert_eq!(decoded_patch(&outcome.mutate)[1]["value"], format!("{image}@{index}"));
 
     // A platform manifest named by digest alone carries no signature of its own.
     let platform = format!("{}/demo/multiarch@{}", registry.host(), platforms[0]);
@@ -495,13 +378,7 @@ async fn rekor_bundles_are_checked_offline_when_the_policy_has_ctlog() {
     ];
     let signet = Signet::start(dir.path(), &args).await;
 
-    let outcome = check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tlog:logged"),
-        &args,
-    )
-    .await;
+    let outcome = check(&signet, dir.path(), &format!("{host}/demo/tlog:logged"), &args).await;
     outcome.assert_allowed();
     assert!(
         outcome
@@ -510,53 +387,28 @@ async fn rekor_bundles_are_checked_offline_when_the_policy_has_ctlog() {
         "{}",
         outcome.cli_output
     );
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tlog:unlogged"),
-        &args,
-    )
-    .await
-    .assert_denied(&["has no Rekor bundle"]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tlog:unknown-log"),
-        &args,
-    )
-    .await
-    .assert_denied(&[&format!(
-        "signed by log {}, which the trust root does not know",
-        stranger.log_id()
-    )]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tlog:other-key"),
-        &args,
-    )
-    .await
-    .assert_denied(&["the Rekor entry records key"]);
-    check(
-        &signet,
-        dir.path(),
-        &format!("{host}/demo/tlog:other-signature"),
-        &args,
-    )
-    .await
-    .assert_denied(&["the Rekor entry records a different signature"]);
+    check(&signet, dir.path(), &format!("{host}/demo/tlog:unlogged"), &args)
+        .await
+        .assert_denied(&["has no Rekor bundle"]);
+    check(&signet, dir.path(), &format!("{host}/demo/tlog:unknown-log"), &args)
+        .await
+        .assert_denied(&[&format!(
+            "signed by log {}, which the trust root does not know",
+            stranger.log_id()
+        )]);
+    check(&signet, dir.path(), &format!("{host}/demo/tlog:other-key"), &args)
+        .await
+        .assert_denied(&["the Rekor entry records key"]);
+    check(&signet, dir.path(), &format!("{host}/demo/tlog:other-signature"), &args)
+        .await
+        .assert_denied(&["the Rekor entry records a different signature"]);
 
     // Without ctlog the same unlogged signature is enough, as in policy-controller.
     let no_tlog = policy_dir(&[&key_policy("unlogged-ok", "**", &key.public_pem(), "")]);
     let plain = Signet::start(no_tlog.path(), &args).await;
-    check(
-        &plain,
-        no_tlog.path(),
-        &format!("{host}/demo/tlog:unlogged"),
-        &args,
-    )
-    .await
-    .assert_allowed();
+    check(&plain, no_tlog.path(), &format!("{host}/demo/tlog:unlogged"), &args)
+        .await
+        .assert_allowed();
 }
 
 #[tokio::test]
@@ -593,10 +445,10 @@ async fn signatures_from_the_independent_python_signer_verify() {
     support::python_sign(&registry, "py/wrong", "v1", &other_key_path, &[]);
 
     let trust_root = keys.path().join("trusted_root.json");
-    let root = json!({"tlogs": [{"baseUrl": "https://rekor.py.local", "publicKey": {"rawBytes": rekor_pub_der.trim()}}]});
+    let root =
+        json!({"tlogs": [{"baseUrl": "https://rekor.py.local", "publicKey": {"rawBytes": rekor_pub_der.trim()}}]});
     std::fs::write(&trust_root, root.to_string()).unwrap();
-    let extra =
-        "    requireAnnotations:\n      env: prod\n    ctlog:\n      url: https://rekor.py.local\n";
+    let extra = "    requireAnnotations:\n      env: prod\n    ctlog:\n      url: https://rekor.py.local\n";
     let dir = policy_dir(&[&key_policy("python-signed", "**", &public_pem, extra)]);
     let args = [
         "--insecure-registry",

@@ -12,16 +12,14 @@ use base64::Engine as _;
 use serde_json::Value;
 use sha2::Digest;
 use support::{
-    LeafOptions, MockSigstore, PrivateCa, Registry, San, build_image, der_utf8_string,
-    get_manifest, pem_blocks_der, pem_to_der, rekor_key, require_tools, run, sign_keyless,
-    sign_keyless_with, sign_with_cert,
+    LeafOptions, MockSigstore, PrivateCa, Registry, San, build_image, der_utf8_string, get_manifest, pem_blocks_der,
+    pem_to_der, rekor_key, require_tools, run, sign_keyless, sign_keyless_with, sign_with_cert,
 };
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const ISSUER: &str = "https://oidc.test.local";
 const GH_ISSUER: &str = "https://token.actions.githubusercontent.com";
-const WORKFLOW: &str =
-    "https://github.com/example/repo/.github/workflows/release.yml@refs/heads/main";
+const WORKFLOW: &str = "https://github.com/example/repo/.github/workflows/release.yml@refs/heads/main";
 
 // DER content octets of the OIDs looked for.
 const OID_ISSUER_V1: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x01];
@@ -43,9 +41,7 @@ fn der_tlv(der: &[u8]) -> (u8, &[u8], &[u8]) {
         l if l < 0x80 => (l as usize, 2),
         l => {
             let n = (l & 0x7f) as usize;
-            let len = der[2..2 + n]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            let len = der[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
             (len, 2 + n)
         }
     };
@@ -96,10 +92,7 @@ fn openssl(args: &[&str]) -> String {
 }
 
 fn openssl_status(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).output().expect("run openssl");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -172,12 +165,8 @@ fn check_layer(dir: &Path, layer: &Value, payload: &[u8], rekor_pub: &Path) -> V
         Some(format!("sha256:{:x}", sha2::Sha256::digest(payload)).as_str())
     );
 
-    let bundle: Value = serde_json::from_str(
-        ann["dev.sigstore.cosign/bundle"]
-            .as_str()
-            .expect("bundle annotation"),
-    )
-    .expect("bundle JSON");
+    let bundle: Value = serde_json::from_str(ann["dev.sigstore.cosign/bundle"].as_str().expect("bundle annotation"))
+        .expect("bundle JSON");
     let set = B64
         .decode(bundle["SignedEntryTimestamp"].as_str().expect("SET"))
         .expect("SET base64");
@@ -192,9 +181,7 @@ fn check_layer(dir: &Path, layer: &Value, payload: &[u8], rekor_pub: &Path) -> V
         bundle_payload["logID"].as_str(),
         Some(format!("{:x}", sha2::Sha256::digest(&rekor_spki)).as_str())
     );
-    let integrated = bundle_payload["integratedTime"]
-        .as_i64()
-        .expect("integratedTime");
+    let integrated = bundle_payload["integratedTime"].as_i64().expect("integratedTime");
     assert!((integrated - now()).abs() < 300, "integratedTime is now");
 
     let body: Value = serde_json::from_slice(
@@ -207,10 +194,7 @@ fn check_layer(dir: &Path, layer: &Value, payload: &[u8], rekor_pub: &Path) -> V
         body["spec"]["data"]["hash"]["value"].as_str(),
         Some(format!("{:x}", sha2::Sha256::digest(payload)).as_str())
     );
-    assert_eq!(
-        body["spec"]["signature"]["content"].as_str(),
-        Some(signature_b64)
-    );
+    assert_eq!(body["spec"]["signature"]["content"].as_str(), Some(signature_b64));
     let recorded = B64
         .decode(
             body["spec"]["signature"]["publicKey"]["content"]
@@ -227,8 +211,7 @@ fn check_layer(dir: &Path, layer: &Value, payload: &[u8], rekor_pub: &Path) -> V
 }
 
 fn b64_der(v: &Value) -> Vec<u8> {
-    B64.decode(v.as_str().expect("rawBytes"))
-        .expect("rawBytes base64")
+    B64.decode(v.as_str().expect("rawBytes")).expect("rawBytes base64")
 }
 
 #[tokio::test]
@@ -254,10 +237,7 @@ async fn mock_sigstore_keyless_signature_is_real() {
         .as_array()
         .expect("CA chain");
     assert_eq!(ca_certs.len(), 1, "the mock CA is a root only");
-    assert_eq!(
-        b64_der(&ca_certs[0]["rawBytes"]),
-        pem_to_der(&mock.fulcio_root_pem())
-    );
+    assert_eq!(b64_der(&ca_certs[0]["rawBytes"]), pem_to_der(&mock.fulcio_root_pem()));
     assert_eq!(
         b64_der(&root["tlogs"][0]["publicKey"]["rawBytes"]),
         mock.rekor_spki_der()
@@ -270,46 +250,25 @@ async fn mock_sigstore_keyless_signature_is_real() {
         b64_der(&root["ctlogs"][0]["publicKey"]["rawBytes"]),
         mock.ctfe_spki_der()
     );
-    assert_eq!(
-        b64_der(&root["ctlogs"][0]["logId"]["keyId"]),
-        mock.ctfe_log_id()
-    );
-    assert_eq!(
-        root["tlogs"][0]["baseUrl"].as_str(),
-        Some(mock.url().as_str())
-    );
+    assert_eq!(b64_der(&root["ctlogs"][0]["logId"]["keyId"]), mock.ctfe_log_id());
+    assert_eq!(root["tlogs"][0]["baseUrl"].as_str(), Some(mock.url().as_str()));
 
     // An e-mail identity, then a workflow URI identity appended to the same `.sig`.
-    let out = sign_keyless(
-        &reg,
-        "demo/keyless",
-        "v1",
-        &mock,
-        "alice@example.com",
-        ISSUER,
-    );
+    let out = sign_keyless(&reg, "demo/keyless", "v1", &mock, "alice@example.com", ISSUER);
     assert_eq!(out["image_digest"].as_str(), Some(digest.as_str()));
     let sig_tag = out["sig_tag"].as_str().expect("sig_tag").to_string();
     assert_eq!(sig_tag, format!("{}.sig", digest.replacen(':', "-", 1)));
-    let out2 = sign_keyless_with(
-        &reg,
-        "demo/keyless",
-        &digest,
-        &mock,
-        WORKFLOW,
-        GH_ISSUER,
-        &["--append"],
-    );
+    let out2 = sign_keyless_with(&reg, "demo/keyless", &digest, &mock, WORKFLOW, GH_ISSUER, &["--append"]);
     let manifest = get_manifest(&reg, "demo/keyless", &sig_tag)
         .await
         .expect(".sig manifest pushed");
     let layers = manifest["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 2, "two signatures: {manifest}");
 
-    for (layer, (out, identity, issuer)) in layers.iter().zip([
-        (&out, "alice@example.com", ISSUER),
-        (&out2, WORKFLOW, GH_ISSUER),
-    ]) {
+    for (layer, (out, identity, issuer)) in layers
+        .iter()
+        .zip([(&out, "alice@example.com", ISSUER), (&out2, WORKFLOW, GH_ISSUER)])
+    {
         let payload = out["payload"].as_str().expect("payload").as_bytes();
         let payload_json: Value = serde_json::from_slice(payload).expect("payload JSON");
         assert_eq!(
@@ -323,16 +282,10 @@ async fn mock_sigstore_keyless_signature_is_real() {
         check_layer(dir, layer, payload, &mock.rekor_pub_path());
 
         let ann = &layer["annotations"];
-        let cert_pem = ann["dev.sigstore.cosign/certificate"]
-            .as_str()
-            .expect("cert");
+        let cert_pem = ann["dev.sigstore.cosign/certificate"].as_str().expect("cert");
         let chain_pem = ann["dev.sigstore.cosign/chain"].as_str().expect("chain");
         let chain = pem_blocks_der(chain_pem);
-        assert_eq!(
-            chain.len(),
-            1,
-            "the chain annotation is the mock root alone"
-        );
+        assert_eq!(chain.len(), 1, "the chain annotation is the mock root alone");
         assert_eq!(chain[0], pem_to_der(&mock.fulcio_root_pem()));
 
         let cert_path = write(dir, "mock-leaf.pem", cert_pem);
@@ -343,40 +296,21 @@ async fn mock_sigstore_keyless_signature_is_real() {
             s(&mock.fulcio_root_path()),
             s(&cert_path),
         ]);
-        assert!(
-            ok,
-            "openssl verifies the mock leaf against its root: {text}"
-        );
+        assert!(ok, "openssl verifies the mock leaf against its root: {text}");
 
         // SAN: always a URI, whatever the identity looks like.
-        let san = openssl(&[
-            "x509",
-            "-in",
-            s(&cert_path),
-            "-noout",
-            "-ext",
-            "subjectAltName",
-        ]);
+        let san = openssl(&["x509", "-in", s(&cert_path), "-noout", "-ext", "subjectAltName"]);
         assert!(san.contains("critical"), "{san}");
         assert!(san.contains(&format!("URI:{identity}")), "{san}");
         assert!(!san.contains("email:"), "{san}");
         let text = cert_text(&cert_path);
         assert!(text.contains("Code Signing"), "{text}");
-        assert!(
-            text.contains("Subject: \n") || text.contains("Subject:\n"),
-            "{text}"
-        );
+        assert!(text.contains("Subject: \n") || text.contains("Subject:\n"), "{text}");
 
         // Issuer in both Fulcio extensions.
         let der = pem_to_der(cert_pem);
-        assert_eq!(
-            extension(&der, OID_ISSUER_V1).as_deref(),
-            Some(issuer.as_bytes())
-        );
-        assert_eq!(
-            extension(&der, OID_ISSUER_V2),
-            Some(der_utf8_string(issuer))
-        );
+        assert_eq!(extension(&der, OID_ISSUER_V1).as_deref(), Some(issuer.as_bytes()));
+        assert_eq!(extension(&der, OID_ISSUER_V2), Some(der_utf8_string(issuer)));
 
         // One embedded SCT, from the mock CT log.
         let scts = extension(&der, OID_SCT_LIST).expect("embedded SCT list");
@@ -398,11 +332,7 @@ async fn mock_sigstore_keyless_signature_is_real() {
         assert_eq!(end - start, 600, "{dates}");
         assert!((start - now()).abs() < 300, "{dates}");
     }
-    assert!(
-        mock.log().contains("POST /api/v2/signingCert 201"),
-        "{}",
-        mock.log()
-    );
+    assert!(mock.log().contains("POST /api/v2/signingCert 201"), "{}", mock.log());
 }
 
 fn hex_to_bytes(hex: &str) -> Vec<u8> {
@@ -427,18 +357,11 @@ fn parse_iso(value: &str) -> i64 {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("bad date {value}"))
     };
-    assert!(
-        value.len() == 20 && value.ends_with('Z'),
-        "bad date {value}"
-    );
+    assert!(value.len() == 20 && value.ends_with('Z'), "bad date {value}");
     let month = time::Month::try_from(num(5..7) as u8).expect("month");
-    let date =
-        time::Date::from_calendar_date(num(0..4) as i32, month, num(8..10) as u8).expect("date");
-    let clock = time::Time::from_hms(num(11..13) as u8, num(14..16) as u8, num(17..19) as u8)
-        .expect("time");
-    time::PrimitiveDateTime::new(date, clock)
-        .assume_utc()
-        .unix_timestamp()
+    let date = time::Date::from_calendar_date(num(0..4) as i32, month, num(8..10) as u8).expect("date");
+    let clock = time::Time::from_hms(num(11..13) as u8, num(14..16) as u8, num(17..19) as u8).expect("time");
+    time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp()
 }
 
 fn dates(cert: &Path) -> (i64, i64) {
@@ -499,19 +422,12 @@ fn private_ca_chains_and_leaves_are_what_was_asked() {
         "{inter_text}"
     );
     let (start, end) = dates(&ca.intermediate_path());
-    assert_eq!(
-        (start, end),
-        (1_577_836_800, 2_208_988_800),
-        "2020-01-01 .. 2040-01-01"
-    );
+    assert_eq!((start, end), (1_577_836_800, 2_208_988_800), "2020-01-01 .. 2040-01-01");
     assert_eq!(
         pem_blocks_der(&ca.chain_pem()),
         vec![pem_to_der(ca.intermediate_pem()), pem_to_der(ca.root_pem())]
     );
-    assert_eq!(
-        std::fs::read_to_string(ca.chain_path()).expect("chain"),
-        ca.chain_pem()
-    );
+    assert_eq!(std::fs::read_to_string(ca.chain_path()).expect("chain"), ca.chain_pem());
 
     // The default leaf: e-mail SAN, both issuer extensions, code signing, 10 minutes.
     let leaf = ca.issue(LeafOptions::default());
@@ -525,26 +441,14 @@ fn private_ca_chains_and_leaves_are_what_was_asked() {
     assert!(text.contains("Code Signing"), "{text}");
     assert!(text.contains("NIST CURVE: P-256"), "{text}");
     let der = leaf.cert_der();
-    assert_eq!(
-        extension(&der, OID_ISSUER_V1).as_deref(),
-        Some(ISSUER.as_bytes())
-    );
-    assert_eq!(
-        extension(&der, OID_ISSUER_V2),
-        Some(der_utf8_string(ISSUER))
-    );
-    assert!(
-        extension(&der, OID_SCT_LIST).is_none(),
-        "no SCT from openssl"
-    );
+    assert_eq!(extension(&der, OID_ISSUER_V1).as_deref(), Some(ISSUER.as_bytes()));
+    assert_eq!(extension(&der, OID_ISSUER_V2), Some(der_utf8_string(ISSUER)));
+    assert!(extension(&der, OID_SCT_LIST).is_none(), "no SCT from openssl");
     assert_eq!(dates(&leaf.cert_path), (leaf.not_before, leaf.not_after));
     assert_eq!(leaf.not_after - leaf.not_before, 660);
     assert_eq!(leaf.chain_pem, ca.chain_pem());
     let key = std::fs::read_to_string(&leaf.key_path).expect("leaf key");
-    assert!(
-        key.starts_with("-----BEGIN PRIVATE KEY-----"),
-        "PKCS#8: {key}"
-    );
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8: {key}");
     let cert_pub = openssl(&["x509", "-in", s(&leaf.cert_path), "-noout", "-pubkey"]);
     let key_pub = openssl(&["pkey", "-in", s(&leaf.key_path), "-pubout"]);
     assert_eq!(cert_pub, key_pub, "the key is the certificate's");
@@ -555,21 +459,11 @@ fn private_ca_chains_and_leaves_are_what_was_asked() {
         issuer_v1: None,
         ..LeafOptions::uri(uri, GH_ISSUER)
     });
-    let san = openssl(&[
-        "x509",
-        "-in",
-        s(&leaf.cert_path),
-        "-noout",
-        "-ext",
-        "subjectAltName",
-    ]);
+    let san = openssl(&["x509", "-in", s(&leaf.cert_path), "-noout", "-ext", "subjectAltName"]);
     assert!(san.contains(&format!("URI:{uri}\n")), "{san}");
     let der = leaf.cert_der();
     assert_eq!(extension(&der, OID_ISSUER_V1), None);
-    assert_eq!(
-        extension(&der, OID_ISSUER_V2),
-        Some(der_utf8_string(GH_ISSUER))
-    );
+    assert_eq!(extension(&der, OID_ISSUER_V2), Some(der_utf8_string(GH_ISSUER)));
     assert!(verify_leaf(&ca, &leaf.cert_path, None).0);
 
     // v1 issuer only, a long one (multi-byte DER length in .1.8 is covered by the unit below).
@@ -580,10 +474,7 @@ fn private_ca_chains_and_leaves_are_what_was_asked() {
         ..LeafOptions::default()
     });
     let der = leaf.cert_der();
-    assert_eq!(
-        extension(&der, OID_ISSUER_V1),
-        Some(long_issuer.clone().into_bytes())
-    );
+    assert_eq!(extension(&der, OID_ISSUER_V1), Some(long_issuer.clone().into_bytes()));
     assert_eq!(extension(&der, OID_ISSUER_V2), None);
     let leaf = ca.issue(LeafOptions {
         issuer_v1: None,
@@ -596,10 +487,7 @@ fn private_ca_chains_and_leaves_are_what_was_asked() {
     );
     let encoded = der_utf8_string(&long_issuer);
     let (tag, content, rest) = der_tlv(&encoded);
-    assert_eq!(
-        (tag, content, rest.len()),
-        (0x0c, long_issuer.as_bytes(), 0)
-    );
+    assert_eq!((tag, content, rest.len()), (0x0c, long_issuer.as_bytes(), 0));
 
     // No EKU at all; a wrong EKU; no SAN.
     let leaf = ca.issue(LeafOptions {
@@ -662,20 +550,11 @@ fn private_ca_trusted_root_and_rekor_keys() {
     let ca = PrivateCa::new(&work.path().join("ca"));
     let (rekor, rekor_spki) = rekor_key(work.path());
     let (ctlog, ctlog_spki) = rekor_key(work.path());
-    assert_eq!(
-        rekor.file_name().and_then(|n| n.to_str()),
-        Some("rekor.key")
-    );
-    assert_eq!(
-        ctlog.file_name().and_then(|n| n.to_str()),
-        Some("rekor-2.key")
-    );
+    assert_eq!(rekor.file_name().and_then(|n| n.to_str()), Some("rekor.key"));
+    assert_eq!(ctlog.file_name().and_then(|n| n.to_str()), Some("rekor-2.key"));
     assert_ne!(rekor_spki, ctlog_spki);
     let key = std::fs::read_to_string(&rekor).expect("rekor key");
-    assert!(
-        key.starts_with("-----BEGIN PRIVATE KEY-----"),
-        "PKCS#8: {key}"
-    );
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8: {key}");
     let text = openssl(&["pkey", "-in", s(&rekor), "-noout", "-text"]);
     assert!(text.contains("P-256"), "{text}");
     let pub_pem = openssl(&["pkey", "-in", s(&rekor), "-pubout"]);
@@ -687,14 +566,9 @@ fn private_ca_trusted_root_and_rekor_keys() {
         "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
     );
     let authority = &root["certificateAuthorities"][0];
-    let certs = authority["certChain"]["certificates"]
-        .as_array()
-        .expect("certs");
+    let certs = authority["certChain"]["certificates"].as_array().expect("certs");
     assert_eq!(certs.len(), 2);
-    assert_eq!(
-        b64_der(&certs[0]["rawBytes"]),
-        pem_to_der(ca.intermediate_pem())
-    );
+    assert_eq!(b64_der(&certs[0]["rawBytes"]), pem_to_der(ca.intermediate_pem()));
     assert_eq!(b64_der(&certs[1]["rawBytes"]), pem_to_der(ca.root_pem()));
     assert_eq!(authority["validFor"]["start"], "2020-01-01T00:00:00Z");
     let tlog = &root["tlogs"][0];
@@ -704,18 +578,11 @@ fn private_ca_trusted_root_and_rekor_keys() {
         b64_der(&tlog["logId"]["keyId"]),
         sha2::Sha256::digest(&rekor_spki).to_vec()
     );
-    assert_eq!(
-        tlog["publicKey"]["validFor"]["start"],
-        "2020-01-01T00:00:00Z"
-    );
+    assert_eq!(tlog["publicKey"]["validFor"]["start"], "2020-01-01T00:00:00Z");
     assert_eq!(root["ctlogs"], serde_json::json!([]));
 
-    let root: Value =
-        serde_json::from_str(&ca.trusted_root_json(&rekor_spki, Some(&ctlog_spki))).expect("json");
-    assert_eq!(
-        b64_der(&root["ctlogs"][0]["publicKey"]["rawBytes"]),
-        ctlog_spki
-    );
+    let root: Value = serde_json::from_str(&ca.trusted_root_json(&rekor_spki, Some(&ctlog_spki))).expect("json");
+    assert_eq!(b64_der(&root["ctlogs"][0]["publicKey"]["rawBytes"]), ctlog_spki);
     assert_eq!(
         b64_der(&root["ctlogs"][0]["logId"]["keyId"]),
         sha2::Sha256::digest(&ctlog_spki).to_vec()
@@ -733,21 +600,10 @@ async fn private_ca_signature_lands_in_the_registry() {
     let digest = build_image(&reg, "demo/private", "v1", "private CA");
     let ca = PrivateCa::new(&dir.join("ca"));
     let (rekor, _) = rekor_key(dir);
-    let rekor_pub = write(
-        dir,
-        "rekor.pub",
-        openssl(&["pkey", "-in", s(&rekor), "-pubout"]),
-    );
+    let rekor_pub = write(dir, "rekor.pub", openssl(&["pkey", "-in", s(&rekor), "-pubout"]));
 
     let leaf = ca.issue(LeafOptions::uri(WORKFLOW, GH_ISSUER));
-    let out = sign_with_cert(
-        &reg,
-        "demo/private",
-        "v1",
-        &leaf,
-        Some(&leaf.chain_path),
-        Some(&rekor),
-    );
+    let out = sign_with_cert(&reg, "demo/private", "v1", &leaf, Some(&leaf.chain_path), Some(&rekor));
     assert_eq!(out["image_digest"].as_str(), Some(digest.as_str()));
     let manifest = get_manifest(&reg, "demo/private", out["sig_tag"].as_str().expect("tag"))
         .await
@@ -758,10 +614,7 @@ async fn private_ca_signature_lands_in_the_registry() {
         ann["dev.sigstore.cosign/certificate"].as_str(),
         Some(leaf.cert_pem.as_str())
     );
-    assert_eq!(
-        ann["dev.sigstore.cosign/chain"].as_str(),
-        Some(ca.chain_pem().as_str())
-    );
+    assert_eq!(ann["dev.sigstore.cosign/chain"].as_str(), Some(ca.chain_pem().as_str()));
     let payload = out["payload"].as_str().expect("payload").as_bytes();
     check_layer(dir, layer, payload, &rekor_pub);
 
@@ -790,10 +643,8 @@ async fn sigstore_rs_layers(
     trusted_root_json: &[u8],
 ) -> Vec<sigstore::cosign::SignatureLayer> {
     use sigstore::cosign::CosignCapabilities as _;
-    let trust = sigstore::trust::sigstore::SigstoreTrustRoot::from_trusted_root_json_unchecked(
-        trusted_root_json,
-    )
-    .expect("sigstore-rs reads the trusted root");
+    let trust = sigstore::trust::sigstore::SigstoreTrustRoot::from_trusted_root_json_unchecked(trusted_root_json)
+        .expect("sigstore-rs reads the trusted root");
     let config = sigstore::registry::ClientConfig {
         protocol: sigstore::registry::ClientProtocol::Http,
         ..Default::default()
@@ -804,19 +655,15 @@ async fn sigstore_rs_layers(
         .expect("trust repository")
         .build()
         .expect("sigstore client");
-    let reference: sigstore::registry::OciReference = format!("{}/{image}", reg.host())
-        .parse()
-        .expect("image reference");
+    let reference: sigstore::registry::OciReference =
+        format!("{}/{image}", reg.host()).parse().expect("image reference");
     client
         .trusted_signature_layers(&sigstore::registry::Auth::Anonymous, &reference)
         .await
         .expect("trusted signature layers")
 }
 
-fn url_constraint(
-    url: &str,
-    issuer: &str,
-) -> sigstore::cosign::verification_constraint::VerificationConstraintVec {
+fn url_constraint(url: &str, issuer: &str) -> sigstore::cosign::verification_constraint::VerificationConstraintVec {
     vec![Box::new(
         sigstore::cosign::verification_constraint::CertSubjectUrlVerifier {
             url: url.into(),
@@ -825,10 +672,7 @@ fn url_constraint(
     )]
 }
 
-fn email_constraint(
-    email: &str,
-    issuer: &str,
-) -> sigstore::cosign::verification_constraint::VerificationConstraintVec {
+fn email_constraint(email: &str, issuer: &str) -> sigstore::cosign::verification_constraint::VerificationConstraintVec {
     use sigstore::cosign::verification_constraint::cert_subject_email_verifier::StringVerifier;
     vec![Box::new(
         sigstore::cosign::verification_constraint::CertSubjectEmailVerifier {
@@ -858,29 +702,13 @@ async fn sigstore_rs_verifies_mock_and_private_ca_signatures() {
     build_image(&reg, "demo/rs-private", "v1", "sigstore-rs private");
 
     if let Some(mock) = MockSigstore::start() {
-        sign_keyless(
-            &reg,
-            "demo/rs-mock",
-            "v1",
-            &mock,
-            "alice@example.com",
-            ISSUER,
-        );
+        sign_keyless(&reg, "demo/rs-mock", "v1", &mock, "alice@example.com", ISSUER);
         let root = std::fs::read(mock.trusted_root_path()).expect("trusted root");
         let layers = sigstore_rs_layers(&reg, "demo/rs-mock:v1", &root).await;
         assert_eq!(layers.len(), 1, "the layer is trusted");
-        assert!(satisfied(
-            &layers,
-            &url_constraint("alice@example.com", ISSUER)
-        ));
-        assert!(!satisfied(
-            &layers,
-            &url_constraint("bob@example.com", ISSUER)
-        ));
-        assert!(!satisfied(
-            &layers,
-            &url_constraint("alice@example.com", GH_ISSUER)
-        ));
+        assert!(satisfied(&layers, &url_constraint("alice@example.com", ISSUER)));
+        assert!(!satisfied(&layers, &url_constraint("bob@example.com", ISSUER)));
+        assert!(!satisfied(&layers, &url_constraint("alice@example.com", GH_ISSUER)));
         assert!(
             !satisfied(&layers, &email_constraint("alice@example.com", ISSUER)),
             "the mock's SAN is a URI, not an e-mail address"
@@ -902,14 +730,8 @@ async fn sigstore_rs_verifies_mock_and_private_ca_signatures() {
     let root = ca.trusted_root_json(&rekor_spki, None);
     let layers = sigstore_rs_layers(&reg, "demo/rs-private:v1", root.as_bytes()).await;
     assert_eq!(layers.len(), 1, "the layer is trusted");
-    assert!(satisfied(
-        &layers,
-        &email_constraint("alice@example.com", ISSUER)
-    ));
-    assert!(!satisfied(
-        &layers,
-        &email_constraint("bob@example.com", ISSUER)
-    ));
+    assert!(satisfied(&layers, &email_constraint("alice@example.com", ISSUER)));
+    assert!(!satisfied(&layers, &email_constraint("bob@example.com", ISSUER)));
 
     // Another CA's trusted root: the certificate does not chain, so no layer is trusted.
     let other = PrivateCa::new(&work.path().join("other"));
@@ -919,8 +741,5 @@ async fn sigstore_rs_verifies_mock_and_private_ca_signatures() {
         other.trusted_root_json(&rekor_spki, None).as_bytes(),
     )
     .await;
-    assert!(!satisfied(
-        &layers,
-        &email_constraint("alice@example.com", ISSUER)
-    ));
+    assert!(!satisfied(&layers, &email_constraint("alice@example.com", ISSUER)));
 }

@@ -19,8 +19,7 @@ fn every_policy_controller_glob_vector_passes() {
     let Some(fixtures) = support::fixtures_dir() else {
         return;
     };
-    let text =
-        std::fs::read_to_string(fixtures.join("policy-controller/glob-test-vectors.json")).unwrap();
+    let text = std::fs::read_to_string(fixtures.join("policy-controller/glob-test-vectors.json")).unwrap();
     let table: Value = serde_json::from_str(&text).unwrap();
     let cases = table["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 42, "the table has 42 cases");
@@ -37,7 +36,9 @@ fn every_policy_controller_glob_vector_passes() {
             _ => false,
         };
         if !ok {
-            failures.push(format!("glob {glob:?} image {image:?}: got {outcome:?}, want match={want_match} err={want_err}"));
+            failures.push(format!(
+                "glob {glob:?} image {image:?}: got {outcome:?}, want match={want_match} err={want_err}"
+            ));
         }
     }
     assert!(

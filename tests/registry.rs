@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use signet::registry::{
-    Credentials, MANIFEST_ACCEPT, RegistryClient, RegistryConfig, RegistryError, sha256_digest,
-};
+use signet::registry::{Credentials, MANIFEST_ACCEPT, RegistryClient, RegistryConfig, RegistryError, sha256_digest};
 use support::{MockReply, MockServer, Registry};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -46,19 +44,12 @@ fn basic(user: &str, pass: &str) -> Credentials {
 /// A GET without any Accept header, as a naive client would send it.
 async fn get_without_accept(url: &str) -> reqwest::Response {
     init();
-    reqwest::Client::new()
-        .get(url)
-        .send()
-        .await
-        .expect("plain GET")
+    reqwest::Client::new().get(url).send().await.expect("plain GET")
 }
 
 fn config_digest(manifest: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(manifest).expect("manifest JSON");
-    v["config"]["digest"]
-        .as_str()
-        .expect("config digest")
-        .to_string()
+    v["config"]["digest"].as_str().expect("config digest").to_string()
 }
 
 // ---------- real registry ----------
@@ -72,9 +63,7 @@ async fn oci_image_resolves_to_pushed_digest() {
     let digest = support::build_image(&reg, "demo/hello", "v1", "hello oci");
     let client = plain_client(&reg.host());
 
-    let resolved = client
-        .resolve_digest(&reg.host(), "demo/hello", "v1", &ANON)
-        .await;
+    let resolved = client.resolve_digest(&reg.host(), "demo/hello", "v1", &ANON).await;
     assert_eq!(resolved.expect("resolve"), digest);
     let manifest = client
         .get_manifest(&reg.host(), "demo/hello", "v1", &ANON)
@@ -84,10 +73,7 @@ async fn oci_image_resolves_to_pushed_digest() {
     assert_eq!(sha256_digest(&manifest.bytes), digest);
     assert_eq!(manifest.media_type, OCI_MANIFEST);
     // HEAD is enough when the registry reports the digest: no manifest GET for resolve.
-    assert_eq!(
-        reg.settled_count("HEAD", "/v2/demo/hello/manifests/v1", 1),
-        1
-    );
+    assert_eq!(reg.settled_count("HEAD", "/v2/demo/hello/manifests/v1", 1), 1);
 
     // Pitfall 1: without the OCI Accept types distribution answers 404 for OCI manifests.
     let naive = get_without_accept(&format!("{}/v2/demo/hello/manifests/v1", reg.url())).await;
@@ -107,9 +93,7 @@ async fn docker_v2s2_image_resolves_to_pushed_digest_not_schema1() {
     let digest = support::build_docker_v2s2_image(&reg, "demo/docker", "v1", "hello docker");
     let client = plain_client(&reg.host());
 
-    let resolved = client
-        .resolve_digest(&reg.host(), "demo/docker", "v1", &ANON)
-        .await;
+    let resolved = client.resolve_digest(&reg.host(), "demo/docker", "v1", &ANON).await;
     assert_eq!(resolved.expect("resolve"), digest);
     let manifest = client
         .get_manifest(&reg.host(), "demo/docker", "v1", &ANON)
@@ -137,9 +121,7 @@ async fn multiarch_index_resolves_to_index_digest() {
     let (index, platforms) = support::build_multiarch_index(&reg, "demo/multi", "v1");
     let client = plain_client(&reg.host());
 
-    let resolved = client
-        .resolve_digest(&reg.host(), "demo/multi", "v1", &ANON)
-        .await;
+    let resolved = client.resolve_digest(&reg.host(), "demo/multi", "v1", &ANON).await;
     assert_eq!(resolved.expect("resolve"), index);
     let manifest = client
         .get_manifest(&reg.host(), "demo/multi", &index, &ANON)
@@ -148,10 +130,7 @@ async fn multiarch_index_resolves_to_index_digest() {
     assert_eq!(manifest.media_type, OCI_INDEX);
     let listed = String::from_utf8_lossy(&manifest.bytes).into_owned();
     for platform in &platforms {
-        assert!(
-            listed.contains(platform.as_str()),
-            "{platform} not in index"
-        );
+        assert!(listed.contains(platform.as_str()), "{platform} not in index");
         let m = client
             .get_manifest(&reg.host(), "demo/multi", platform, &ANON)
             .await
@@ -175,9 +154,7 @@ async fn tls_registry_needs_the_extra_ca() {
         ..RegistryConfig::default()
     })
     .expect("client with CA");
-    let resolved = trusting
-        .resolve_digest(&reg.host(), "demo/tls", "v1", &ANON)
-        .await;
+    let resolved = trusting.resolve_digest(&reg.host(), "demo/tls", "v1", &ANON).await;
     assert_eq!(resolved.expect("resolve over TLS"), digest);
 
     let default = RegistryClient::new(RegistryConfig::default()).expect("client");
@@ -199,9 +176,7 @@ async fn htpasswd_registry_checks_credentials() {
     let client = plain_client(&reg.host());
 
     let good = basic("alice", "wonderland");
-    let resolved = client
-        .resolve_digest(&reg.host(), "private/app", "v1", &good)
-        .await;
+    let resolved = client.resolve_digest(&reg.host(), "private/app", "v1", &good).await;
     assert_eq!(resolved.expect("resolve with creds"), digest);
     // The registry is now known to want Basic: the next call sends creds without a 401.
     let before = reg.settled_count("HEAD", "/v2/private/app/manifests/v1", 2);
@@ -214,24 +189,14 @@ async fn htpasswd_registry_checks_credentials() {
         before + 1
     );
 
-    for creds in [
-        ANON,
-        basic("alice", "wrong"),
-        basic("mallory", "wonderland"),
-    ] {
+    for creds in [ANON, basic("alice", "wrong"), basic("mallory", "wonderland")] {
         let err = client
             .resolve_digest(&reg.host(), "private/app", "v1", &creds)
             .await
             .expect_err("must be refused");
-        assert!(
-            matches!(err, RegistryError::Unauthorized { .. }),
-            "{creds:?}: {err:?}"
-        );
+        assert!(matches!(err, RegistryError::Unauthorized { .. }), "{creds:?}: {err:?}");
         assert!(err.is_definitive());
-        assert!(
-            !err.to_string().contains("wonderland"),
-            "password leaked: {err}"
-        );
+        assert!(!err.to_string().contains("wonderland"), "password leaked: {err}");
     }
 }
 
@@ -290,10 +255,7 @@ async fn manifest_by_digest_and_blobs_are_verified() {
         .get_blob(&reg.host(), "demo/blobs", &config, 16, &ANON)
         .await
         .expect_err("limit");
-    assert!(
-        matches!(err, RegistryError::TooLarge { limit: 16, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::TooLarge { limit: 16, .. }), "{err:?}");
 
     let absent = sha256_digest(b"never pushed");
     let err = client
@@ -318,8 +280,7 @@ fn digest_reply(body: &[u8]) -> MockReply {
         .header("Docker-Content-Digest", &sha256_digest(body))
 }
 
-const BODY: &[u8] =
-    br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+const BODY: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
 
 #[tokio::test]
 async fn rate_limit_is_retried_after_retry_after() {
@@ -335,14 +296,9 @@ async fn rate_limit_is_retried_after_retry_after() {
     .await;
     let client = plain_client(&server.host());
     let started = Instant::now();
-    let digest = client
-        .resolve_digest(&server.host(), "demo/app", "v1", &ANON)
-        .await;
+    let digest = client.resolve_digest(&server.host(), "demo/app", "v1", &ANON).await;
     assert_eq!(digest.expect("resolve after 429"), sha256_digest(BODY));
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After not honoured");
     assert_eq!(server.count("/v2/"), 2);
     let accept = server.requests()[0].header("accept").map(str::to_string);
     assert_eq!(accept.as_deref(), Some(MANIFEST_ACCEPT));
@@ -389,10 +345,7 @@ async fn server_error_is_transient() {
         .get_manifest(&server.host(), "demo/app", "v1", &ANON)
         .await
         .expect_err("500");
-    assert!(
-        matches!(err, RegistryError::Server { status: 500, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::Server { status: 500, .. }), "{err:?}");
     assert!(!err.is_definitive());
     assert!(err.to_string().contains("boom"), "{err}");
 }
@@ -403,8 +356,7 @@ async fn wrong_content_is_a_digest_mismatch() {
     let server = MockServer::start(move |req| {
         if req.path.contains("/manifests/v1") {
             // Claims one digest, sends other bytes.
-            MockReply::with_body(200, evil.to_vec())
-                .header("Docker-Content-Digest", &sha256_digest(BODY))
+            MockReply::with_body(200, evil.to_vec()).header("Docker-Content-Digest", &sha256_digest(BODY))
         } else {
             MockReply::with_body(200, evil.to_vec())
         }
@@ -429,19 +381,13 @@ async fn wrong_content_is_a_digest_mismatch() {
         .get_blob(&host, "demo/app", &wanted, 1 << 20, &ANON)
         .await
         .expect_err("blob");
-    assert!(
-        matches!(err, RegistryError::DigestMismatch { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
 
     let err = client
         .get_manifest(&host, "demo/app", "v1", &ANON)
         .await
         .expect_err("tag whose Docker-Content-Digest disagrees with the bytes");
-    assert!(
-        matches!(err, RegistryError::DigestMismatch { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -449,8 +395,7 @@ async fn redirects_are_followed_but_loops_are_protocol_errors() {
     let blob: &[u8] = b"layer bytes";
     let server = MockServer::start(move |req| {
         if req.path.starts_with("/storage/") {
-            MockReply::with_body(200, blob.to_vec())
-                .header("Content-Type", "application/octet-stream")
+            MockReply::with_body(200, blob.to_vec()).header("Content-Type", "application/octet-stream")
         } else if req.path.starts_with("/v2/demo/loop/") {
             MockReply::status(302).header("Location", &req.path)
         } else {
@@ -462,9 +407,7 @@ async fn redirects_are_followed_but_loops_are_protocol_errors() {
     let host = server.host();
     let digest = sha256_digest(blob);
 
-    let got = client
-        .get_blob(&host, "demo/app", &digest, 1024, &ANON)
-        .await;
+    let got = client.get_blob(&host, "demo/app", &digest, 1024, &ANON).await;
     assert_eq!(got.expect("redirected blob"), blob);
 
     let err = client
@@ -487,10 +430,7 @@ async fn silent_registry_times_out_within_the_deadline() {
         .expect_err("hang");
     let elapsed = started.elapsed();
     assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
-    assert!(
-        elapsed < timeout + Duration::from_millis(700),
-        "took {elapsed:?}"
-    );
+    assert!(elapsed < timeout + Duration::from_millis(700), "took {elapsed:?}");
     assert!(!err.is_definitive());
 }
 
@@ -505,9 +445,7 @@ async fn head_without_digest_falls_back_to_get() {
     })
     .await;
     let client = plain_client(&server.host());
-    let digest = client
-        .resolve_digest(&server.host(), "demo/app", "v1", &ANON)
-        .await;
+    let digest = client.resolve_digest(&server.host(), "demo/app", "v1", &ANON).await;
     assert_eq!(digest.expect("resolve"), sha256_digest(BODY));
     let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
     assert_eq!(methods, ["HEAD", "GET"]);
@@ -542,10 +480,7 @@ async fn transport_failures_are_classified() {
         .resolve_digest(&server.host(), "../etc", "v1", &ANON)
         .await
         .expect_err("bad repository");
-    assert!(
-        matches!(err, RegistryError::InvalidReference { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::InvalidReference { .. }), "{err:?}");
 }
 
 /// A registry that wants Bearer tokens from its own `/token` endpoint.
@@ -576,11 +511,7 @@ async fn bearer_token_is_fetched_once_and_reused() {
 
     let first = client.resolve_digest(&host, "demo/app", "v1", &creds).await;
     assert_eq!(first.expect("first resolve"), sha256_digest(BODY));
-    assert_eq!(
-        server.count("/v2/"),
-        2,
-        "challenge, then retry with the token"
-    );
+    assert_eq!(server.count("/v2/"), 2, "challenge, then retry with the token");
     assert_eq!(server.count("/token"), 1);
 
     let token_req = server
@@ -588,22 +519,13 @@ async fn bearer_token_is_fetched_once_and_reused() {
         .into_iter()
         .find(|r| r.path.starts_with("/token"))
         .expect("token request");
+    assert!(token_req.path.contains("service=mock-registry"), "{}", token_req.path);
     assert!(
-        token_req.path.contains("service=mock-registry"),
+        token_req.path.contains("scope=repository%3Ademo%2Fapp%3Apull"),
         "{}",
         token_req.path
     );
-    assert!(
-        token_req
-            .path
-            .contains("scope=repository%3Ademo%2Fapp%3Apull"),
-        "{}",
-        token_req.path
-    );
-    assert_eq!(
-        token_req.header("authorization"),
-        Some("Basic Ym9iOmh1bnRlcjI=")
-    );
+    assert_eq!(token_req.header("authorization"), Some("Basic Ym9iOmh1bnRlcjI="));
 
     let second = client.get_manifest(&host, "demo/app", "v1", &creds).await;
     assert_eq!(second.expect("second call").digest, sha256_digest(BODY));
@@ -631,10 +553,7 @@ async fn bearer_rejection_is_unauthorized() {
             return MockReply::status(401);
         }
         let host = req.header("host").unwrap_or_default();
-        MockReply::status(401).header(
-            "WWW-Authenticate",
-            &format!(r#"Bearer realm="http://{host}/token""#),
-        )
+        MockReply::status(401).header("WWW-Authenticate", &format!(r#"Bearer realm="http://{host}/token""#))
     })
     .await;
     let client = plain_client(&server.host());

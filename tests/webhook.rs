@@ -21,10 +21,7 @@ async fn static_authorities_decide_and_denials_name_policy_and_authority() {
         .review("validate", &pod_review("u1", &["ghcr.io/org/app:v1"]))
         .await;
     assert_eq!(allowed["allowed"], true, "{allowed}");
-    assert!(
-        allowed.get("patch").is_none(),
-        "static authorities pin nothing"
-    );
+    assert!(allowed.get("patch").is_none(), "static authorities pin nothing");
 
     let denied = signet
         .review("validate", &pod_review("u2", &["evil.example.com/x:1"]))
@@ -55,18 +52,12 @@ async fn every_matching_policy_must_pass_and_one_authority_is_enough() {
     let one_of_two = signet
         .review("validate", &pod_review("u1", &["ghcr.io/other/app"]))
         .await;
-    assert_eq!(
-        one_of_two["allowed"], true,
-        "OR across authorities: {one_of_two}"
-    );
+    assert_eq!(one_of_two["allowed"], true, "OR across authorities: {one_of_two}");
 
     let both_policies = signet
         .review("validate", &pod_review("u2", &["ghcr.io/team/app"]))
         .await;
-    assert_eq!(
-        both_policies["allowed"], false,
-        "AND across policies: {both_policies}"
-    );
+    assert_eq!(both_policies["allowed"], false, "AND across policies: {both_policies}");
     let message = both_policies["status"]["message"].as_str().unwrap();
     assert!(
         message.contains("strict-team") && !message.contains("\"either\""),
@@ -78,16 +69,11 @@ async fn every_matching_policy_must_pass_and_one_authority_is_enough() {
 async fn warn_mode_admits_with_warnings() {
     let dir = policy_dir(&[&static_policy("audit", "**", "fail", "warn")]);
     let signet = Signet::start(dir.path(), &[]).await;
-    let response = signet
-        .review("validate", &pod_review("u1", &["nginx:1.27"]))
-        .await;
+    let response = signet.review("validate", &pod_review("u1", &["nginx:1.27"])).await;
     assert_eq!(response["allowed"], true);
     let warnings = response["warnings"].as_array().expect("warnings");
     assert_eq!(warnings.len(), 1);
-    assert!(
-        warnings[0].as_str().unwrap().contains("\"audit\""),
-        "{warnings:?}"
-    );
+    assert!(warnings[0].as_str().unwrap().contains("\"audit\""), "{warnings:?}");
 }
 
 #[tokio::test]
@@ -155,10 +141,7 @@ async fn every_workload_kind_is_reviewed() {
     ];
     for (i, (resource, object)) in kinds.into_iter().enumerate() {
         let response = signet
-            .review(
-                "validate",
-                &review_for(&format!("u{i}"), resource, "CREATE", object),
-            )
+            .review("validate", &review_for(&format!("u{i}"), resource, "CREATE", object))
             .await;
         assert_eq!(response["allowed"], false, "{}: {response}", resource.3);
         let message = response["status"]["message"].as_str().unwrap();
@@ -181,16 +164,10 @@ async fn ephemeral_containers_subresource_is_reviewed() {
         json!({"spec": {"containers": [{"name": "app", "image": "ghcr.io/a/b"}], "ephemeralContainers": [{"name": "debugger", "image": "busybox"}]}}),
     );
     review["request"]["subResource"] = json!("ephemeralcontainers");
-    review["request"]["oldObject"] =
-        json!({"spec": {"containers": [{"name": "app", "image": "ghcr.io/a/b"}]}});
+    review["request"]["oldObject"] = json!({"spec": {"containers": [{"name": "app", "image": "ghcr.io/a/b"}]}});
     let response = signet.review("validate", &review).await;
     assert_eq!(response["allowed"], false, "{response}");
-    assert!(
-        response["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"debugger\"")
-    );
+    assert!(response["status"]["message"].as_str().unwrap().contains("\"debugger\""));
 }
 
 #[tokio::test]
@@ -216,8 +193,7 @@ async fn work_free_requests_pass_without_policies() {
         "UPDATE",
         deployment.clone(),
     );
-    scaled_down["request"]["oldObject"] =
-        json!({"spec": {"replicas": 3, "template": {"spec": pod["spec"]}}});
+    scaled_down["request"]["oldObject"] = json!({"spec": {"replicas": 3, "template": {"spec": pod["spec"]}}});
     let role = review_for(
         "r",
         ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
@@ -243,10 +219,7 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     ] {
         let (status, text) = signet.post("validate", body).await;
         assert_eq!(status, 400, "{body}: {text}");
-        assert!(
-            text.as_str().is_some_and(|t| !t.is_empty()),
-            "a 400 explains itself"
-        );
+        assert!(text.as_str().is_some_and(|t| !t.is_empty()), "a 400 explains itself");
     }
     let huge = format!(
         "{{\"kind\":\"AdmissionReview\",\"pad\":\"{}\"}}",
@@ -255,8 +228,7 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     let (status, _) = signet.post("mutate", huge).await;
     assert_eq!(status, 413);
 
-    let null_request =
-        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": null});
+    let null_request = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": null});
     let (status, answer) = signet.post("validate", null_request.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(answer["response"]["allowed"], false);
@@ -280,9 +252,7 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     let response = signet.review("mutate", &bad_image).await;
     assert_eq!(response["allowed"], false, "{response}");
 
-    let fine = signet
-        .review("validate", &pod_review("ok", &["nginx"]))
-        .await;
+    let fine = signet.review("validate", &pod_review("ok", &["nginx"])).await;
     assert_eq!(fine["allowed"], true, "still serving after bad input");
 }
 
@@ -305,8 +275,7 @@ async fn admission_review_fixtures_from_other_projects_get_sensible_answers() {
             continue;
         };
         // kubewarden's files are bare AdmissionRequests; wrap them in a review.
-        let body = if value.get("uid").is_some() && value.get("kind").is_some_and(Value::is_object)
-        {
+        let body = if value.get("uid").is_some() && value.get("kind").is_some_and(Value::is_object) {
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": value}).to_string()
         } else {
             text
@@ -338,9 +307,7 @@ async fn admission_review_fixtures_from_other_projects_get_sensible_answers() {
                     .or(value.pointer("/operation"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                let object = value
-                    .pointer("/request/object")
-                    .or(value.pointer("/object"));
+                let object = value.pointer("/request/object").or(value.pointer("/object"));
                 let being_deleted = object
                     .and_then(|o| o.pointer("/metadata/deletionTimestamp"))
                     .is_some_and(|t| !t.is_null());
@@ -362,16 +329,11 @@ async fn admission_review_fixtures_from_other_projects_get_sensible_answers() {
 
 #[tokio::test]
 async fn admin_port_reports_health_readiness_and_metrics() {
-    let dir = policy_dir(&[
-        &static_policy("all", "**", "pass", "enforce"),
-        "not: [valid",
-    ]);
+    let dir = policy_dir(&[&static_policy("all", "**", "pass", "enforce"), "not: [valid"]);
     let signet = Signet::start(dir.path(), &[]).await;
     assert_eq!(signet.admin_get("/healthz").await.0, 200);
     assert_eq!(signet.admin_get("/readyz").await.0, 200);
-    signet
-        .review("validate", &pod_review("u", &["nginx"]))
-        .await;
+    signet.review("validate", &pod_review("u", &["nginx"])).await;
     let (status, metrics) = signet.admin_get("/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -403,10 +365,7 @@ async fn policy_folder_changes_apply_without_restart() {
         if signet.review("validate", &review).await["allowed"] == false {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the edited policy was never applied"
-        );
+        assert!(Instant::now() < deadline, "the edited policy was never applied");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -416,18 +375,13 @@ async fn invalid_policies_are_rejected_with_the_field_named() {
     let invalid = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: broken\nspec:\n  mode: garbage\n  images:\n  - glob: \"**\"\n  authorities:\n  - static:\n      action: pass\n";
     let dir = policy_dir(&[invalid]);
     let signet = Signet::start(dir.path(), &[]).await;
-    let response = signet
-        .review("validate", &pod_review("u", &["nginx"]))
-        .await;
+    let response = signet.review("validate", &pod_review("u", &["nginx"])).await;
     assert_eq!(
         response["allowed"], false,
         "an invalid policy admits nothing: {response}"
     );
     let logs = signet.logs();
-    assert!(
-        logs.contains("broken") && logs.contains("spec.mode"),
-        "{logs}"
-    );
+    assert!(logs.contains("broken") && logs.contains("spec.mode"), "{logs}");
 }
 
 #[tokio::test]
@@ -458,9 +412,7 @@ async fn rotated_certificates_are_picked_up_without_restart() {
     let signet = Signet::spawn_with_ca(&args, first.ca_pem.clone().into_bytes());
     signet.wait_ready().await;
     assert_eq!(
-        signet
-            .review("validate", &pod_review("u", &["nginx"]))
-            .await["allowed"],
+        signet.review("validate", &pod_review("u", &["nginx"])).await["allowed"],
         true
     );
 
@@ -483,10 +435,7 @@ async fn rotated_certificates_are_picked_up_without_restart() {
         if attempt.is_ok_and(|r| r.status().is_success()) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was never served"
-        );
+        assert!(Instant::now() < deadline, "the new certificate was never served");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let old_client = signet_server::https_client(first.ca_pem.as_bytes());

@@ -60,9 +60,7 @@ impl Admission {
             Err(why) => (String::new(), Answer::deny(why.clone())),
             Ok(request) => {
                 let budget = answer_budget(timeout, self.default_budget);
-                let answer = match tokio::time::timeout(budget, self.answer(request, endpoint))
-                    .await
-                {
+                let answer = match tokio::time::timeout(budget, self.answer(request, endpoint)).await {
                     Ok(answer) => answer,
                     Err(_) => Answer::deny(format!(
                         "signet could not finish verifying the images within {budget:?}; retry, or check registry reachability"
@@ -129,8 +127,7 @@ impl Admission {
             (true, true) => "allowed",
         };
         let elapsed = started.elapsed();
-        self.metrics
-            .observe_admission(endpoint.as_str(), outcome, elapsed);
+        self.metrics.observe_admission(endpoint.as_str(), outcome, elapsed);
         let (uid, namespace, kind, name) = match request {
             Ok(r) => (
                 r.uid.as_str(),

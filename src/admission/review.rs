@@ -83,23 +83,15 @@ pub struct Review {
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     let StrictValue(value) = serde_json::from_slice(body)?;
     let Value::Object(mut envelope) = value else {
-        return Err(ReviewError::NotAReview(
-            "the body is not a JSON object".into(),
-        ));
+        return Err(ReviewError::NotAReview("the body is not a JSON object".into()));
     };
-    let kind = envelope
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let kind = envelope.get("kind").and_then(Value::as_str).unwrap_or_default();
     if kind != "AdmissionReview" {
         return Err(ReviewError::NotAReview(format!(
             "kind is {kind:?}, expected \"AdmissionReview\""
         )));
     }
-    let api_version = envelope
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = envelope.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if !SUPPORTED_API_VERSIONS.contains(&api_version) {
         return Err(ReviewError::NotAReview(format!(
             "apiVersion {api_version:?} is not supported (expected admission.k8s.io/v1)"
@@ -118,10 +110,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
             Ok(r)
         }
     });
-    Ok(Review {
-        api_version,
-        request,
-    })
+    Ok(Review { api_version, request })
 }
 
 /// The answer to one AdmissionReview.
@@ -315,21 +304,13 @@ mod tests {
             b"{\"kind\": \"AdmissionReview\", \"apiVersion\": \"admission.k8s.io/v2\"}",
             b"{\"kind\": \"AdmissionReview\", \"kind\": \"AdmissionReview\"}",
         ] {
-            assert!(
-                parse_review(body).is_err(),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(parse_review(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
     }
 
     #[test]
     fn request_problems_are_answered_not_rejected() {
-        for request in [
-            Value::Null,
-            json!({"operation": "CREATE"}),
-            json!({"uid": 5}),
-        ] {
+        for request in [Value::Null, json!({"operation": "CREATE"}), json!({"uid": 5})] {
             let parsed = parse_review(&review(request.clone())).unwrap();
             assert!(parsed.request.is_err(), "{request}");
         }
@@ -351,18 +332,13 @@ mod tests {
     #[test]
     fn patches_are_base64_strings() {
         let mut answer = Answer::allow();
-        answer.patch = vec![
-            json!({"op": "replace", "path": "/spec/containers/0/image", "value": "x@sha256:1"}),
-        ];
-        let rendered: Value =
-            serde_json::from_slice(&render_response("admission.k8s.io/v1", "u", &answer)).unwrap();
+        answer.patch = vec![json!({"op": "replace", "path": "/spec/containers/0/image", "value": "x@sha256:1"})];
+        let rendered: Value = serde_json::from_slice(&render_response("admission.k8s.io/v1", "u", &answer)).unwrap();
         let response = &rendered["response"];
         assert_eq!(response["uid"], "u");
         assert_eq!(response["patchType"], "JSONPatch");
         let encoded = response["patch"].as_str().expect("patch must be a string");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
         let patch: Value = serde_json::from_slice(&decoded).unwrap();
         assert_eq!(patch[0]["path"], "/spec/containers/0/image");
     }
@@ -371,8 +347,7 @@ mod tests {
     fn denials_carry_a_status_and_no_patch() {
         let mut answer = Answer::deny("nope");
         answer.patch = vec![json!({"op": "replace", "path": "/x", "value": 1})];
-        let rendered: Value =
-            serde_json::from_slice(&render_response("admission.k8s.io/v1", "u", &answer)).unwrap();
+        let rendered: Value = serde_json::from_slice(&render_response("admission.k8s.io/v1", "u", &answer)).unwrap();
         assert_eq!(rendered["response"]["allowed"], false);
         assert_eq!(rendered["response"]["status"]["message"], "nope");
         assert_eq!(rendered["response"]["status"]["code"], 403);

@@ -32,10 +32,7 @@ pub enum WorkloadError {
     #[error("the request for {resource} has no object to review")]
     MissingObject { resource: String },
     #[error("{path} must be {expected}")]
-    Malformed {
-        path: String,
-        expected: &'static str,
-    },
+    Malformed { path: String, expected: &'static str },
 }
 
 /// JSON pointer of the pod spec for a resource (`group`, `resource`), or `None` when the kind
@@ -114,10 +111,7 @@ pub fn images_at(object: &Value, pointer: &str) -> Result<Vec<ContainerImage>, W
     Ok(images)
 }
 
-fn container_image(
-    container: &Value,
-    pointer: &str,
-) -> Result<Option<ContainerImage>, WorkloadError> {
+fn container_image(container: &Value, pointer: &str) -> Result<Option<ContainerImage>, WorkloadError> {
     let Value::Object(fields) = container else {
         return Err(malformed(pointer, "a container object"));
     };

@@ -168,11 +168,7 @@ pub struct KeylessRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_root_ref: Option<String>,
     /// InsecureIgnoreSCT omits verifying if a certificate contains an embedded SCT
-    #[serde(
-        default,
-        rename = "insecureIgnoreSCT",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "insecureIgnoreSCT", skip_serializing_if = "Option::is_none")]
     pub insecure_ignore_sct: Option<bool>,
 }
 
@@ -508,8 +504,7 @@ spec:
 
     #[test]
     fn unknown_fields_are_ignored() -> Result<(), serde_saphyr::Error> {
-        let yaml =
-            "metadata: {name: x}\nspec:\n  images: [{glob: '*', future: 1}]\n  novel: true\n";
+        let yaml = "metadata: {name: x}\nspec:\n  images: [{glob: '*', future: 1}]\n  novel: true\n";
         let cip: ClusterImagePolicy = serde_saphyr::from_str(yaml)?;
         assert_eq!(cip.spec.images[0].glob, "*");
         Ok(())
@@ -525,10 +520,7 @@ spec:
 
     #[test]
     fn both_versions_are_cluster_scoped_with_short_name() {
-        for crd in [
-            v1alpha1::ClusterImagePolicy::crd(),
-            ClusterImagePolicy::crd(),
-        ] {
+        for crd in [v1alpha1::ClusterImagePolicy::crd(), ClusterImagePolicy::crd()] {
             assert_eq!(crd.spec.scope, "Cluster");
             assert_eq!(crd.spec.group, GROUP);
             assert_eq!(crd.spec.names.kind, KIND);

@@ -34,9 +34,7 @@ pub enum ApiError {
     },
     #[error("document {index} (line {line}): missing apiVersion or kind")]
     MissingTypeMeta { index: usize, line: usize },
-    #[error(
-        "document {index} (line {line}): {kind} {api_version} is not supported (expected {expected})"
-    )]
+    #[error("document {index} (line {line}): {kind} {api_version} is not supported (expected {expected})")]
     UnsupportedVersion {
         index: usize,
         line: usize,
@@ -181,9 +179,7 @@ fn strip_schema_defaults(schema: &mut serde_json::Value) {
             for (key, value) in map.iter_mut() {
                 match (key.as_str(), value.as_object_mut()) {
                     // Keys of `properties` are field names, not schema keywords.
-                    ("properties", Some(fields)) => {
-                        fields.values_mut().for_each(strip_schema_defaults)
-                    }
+                    ("properties", Some(fields)) => fields.values_mut().for_each(strip_schema_defaults),
                     _ => strip_schema_defaults(value),
                 }
             }
@@ -295,22 +291,18 @@ pub fn parse_documents(yaml: &str) -> Result<Vec<Document>, ApiError> {
 
 fn parse_document(raw: &RawDocument) -> Result<Option<Document>, ApiError> {
     let (index, line) = (raw.index, raw.line);
-    let header: Option<TypeHeader> =
-        serde_saphyr::from_str(&raw.text).map_err(|source| ApiError::Yaml {
-            index,
-            line,
-            source: Box::new(source),
-        })?;
+    let header: Option<TypeHeader> = serde_saphyr::from_str(&raw.text).map_err(|source| ApiError::Yaml {
+        index,
+        line,
+        source: Box::new(source),
+    })?;
     let Some(header) = header else {
         return Ok(None);
     };
     let (Some(api_version), Some(kind)) = (header.api_version, header.kind) else {
         return Err(ApiError::MissingTypeMeta { index, line });
     };
-    let Some(group_version) = api_version
-        .strip_prefix(cip::GROUP)
-        .and_then(|r| r.strip_prefix('/'))
-    else {
+    let Some(group_version) = api_version.strip_prefix(cip::GROUP).and_then(|r| r.strip_prefix('/')) else {
         return Ok(Some(Document::Other { api_version, kind }));
     };
     let unsupported = |expected| ApiError::UnsupportedVersion {
@@ -333,10 +325,7 @@ fn parse_document(raw: &RawDocument) -> Result<Option<Document>, ApiError> {
     .map(Some)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    raw: &RawDocument,
-    kind: &'static str,
-) -> Result<T, ApiError> {
+fn decode<T: serde::de::DeserializeOwned>(raw: &RawDocument, kind: &'static str) -> Result<T, ApiError> {
     serde_saphyr::from_str(&raw.text).map_err(|source| ApiError::Decode {
         index: raw.index,
         line: raw.line,
@@ -401,10 +390,7 @@ mod tests {
     #[test]
     fn missing_type_meta_and_unknown_versions_are_errors() {
         let err = parse_documents("metadata: {name: x}\n").err();
-        assert!(matches!(
-            err,
-            Some(ApiError::MissingTypeMeta { index: 0, line: 1 })
-        ));
+        assert!(matches!(err, Some(ApiError::MissingTypeMeta { index: 0, line: 1 })));
         let v1 = POLICY.replace("v1alpha1", "v1");
         let err = parse_documents(&v1).err();
         assert!(matches!(err, Some(ApiError::UnsupportedVersion { .. })));
@@ -429,11 +415,7 @@ mod tests {
         assert_eq!(names, ["v1alpha1", "v1beta1"]);
         let stored: Vec<_> = versions.iter().map(|v| v.storage).collect();
         assert_eq!(stored, [false, true]);
-        assert!(
-            versions
-                .iter()
-                .all(|v| v.served && v.subresources.is_some())
-        );
+        assert!(versions.iter().all(|v| v.served && v.subresources.is_some()));
         assert_eq!(versions[0].schema, versions[1].schema);
         assert!(crds[0].spec.conversion.is_none());
         Ok(())

@@ -33,11 +33,7 @@ pub const KIND: &str = "TrustRoot";
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrustRootSpec {
@@ -162,10 +158,7 @@ pub struct TransparencyLogInstance {
 /// Decodes a byte field as Go's `encoding/json` does for `[]byte`: standard alphabet with
 /// padding, line breaks ignored (YAML block scalars often wrap long base64).
 pub fn decode_base64(field: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    let compact: String = field
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n'))
-        .collect();
+    let compact: String = field.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
     STANDARD.decode(compact.trim())
 }
 
@@ -204,20 +197,14 @@ spec:
     fn sigstore_keys_decode_with_odd_names() -> Result<(), Box<dyn std::error::Error>> {
         let root: TrustRoot = serde_saphyr::from_str(KEYS)?;
         let keys = root.spec.sigstore_keys.as_ref().ok_or("no sigstoreKeys")?;
-        assert_eq!(
-            keys.t_logs[0].base_url.as_deref(),
-            Some("https://rekor.example.com")
-        );
+        assert_eq!(keys.t_logs[0].base_url.as_deref(), Some("https://rekor.example.com"));
         assert_eq!(keys.t_logs[0].log_id.as_deref(), Some("aWQ="));
         assert_eq!(keys.ct_logs.len(), 1);
         let subject = keys.timestamp_authorities[0].subject.as_ref();
         assert_eq!(subject.and_then(|s| s.common_name.as_deref()), Some("tsa"));
         let json = serde_json::to_value(&root)?;
         let keys_json = &json["spec"]["sigstoreKeys"];
-        assert_eq!(
-            keys_json["tLogs"][0]["baseURL"],
-            "https://rekor.example.com"
-        );
+        assert_eq!(keys_json["tLogs"][0]["baseURL"], "https://rekor.example.com");
         assert_eq!(keys_json["ctLogs"][0]["publicKey"], "a2V5");
         Ok(())
     }

@@ -11,6 +11,7 @@ use futures::future::{BoxFuture, join_all};
 use super::reference::ImageRef;
 use super::snapshot::{AuthorityKind, CompiledAuthority, CompiledPolicy, Mode, PolicySnapshot};
 use crate::admission::workload::ContainerImage;
+use crate::api::trustroot::TrustRootSpec;
 
 /// What to do with an image no policy matches (`--no-match-policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -41,6 +42,8 @@ pub struct ResourceInfo {
 
 /// One authority of one policy to check against one image digest.
 pub struct AuthorityCheck<'a> {
+    /// The snapshot's `TrustRoot` resources, for `trustRootRef`.
+    pub trust_roots: &'a BTreeMap<String, TrustRootSpec>,
     pub image: &'a ImageRef,
     pub digest: &'a str,
     pub policy: &'a CompiledPolicy,
@@ -84,9 +87,7 @@ impl PolicyResult {
     }
 
     fn verified_digest(&self) -> bool {
-        self.authorities
-            .iter()
-            .any(|a| a.verifying && a.outcome.is_ok())
+        self.authorities.iter().any(|a| a.verifying && a.outcome.is_ok())
     }
 }
 
@@ -180,6 +181,7 @@ async fn evaluate_image(
     };
     let policies = join_all(matched.iter().map(|policy| {
         evaluate_policy(
+            snapshot,
             policy,
             &image,
             digest.as_deref(),
@@ -198,6 +200,7 @@ async fn evaluate_image(
 }
 
 async fn evaluate_policy(
+    snapshot: &PolicySnapshot,
     policy: &CompiledPolicy,
     image: &ImageRef,
     digest: Option<&str>,
@@ -208,13 +211,7 @@ async fn evaluate_policy(
     let authorities = join_all(policy.authorities.iter().map(|authority| async move {
         let outcome = match (&authority.kind, digest) {
             (AuthorityKind::Static { pass: true, .. }, _) => Ok("static pass".to_string()),
-            (
-                AuthorityKind::Static {
-                    pass: false,
-                    message,
-                },
-                _,
-            ) => Err(message
+            (AuthorityKind::Static { pass: false, message }, _) => Err(message
                 .clone()
                 .unwrap_or_else(|| "the policy's static authority fails every image".into())),
             (_, None) => Err(format!(
@@ -223,6 +220,7 @@ async fn evaluate_policy(
             )),
             (_, Some(digest)) => {
                 let check = AuthorityCheck {
+                    trust_roots: &snapshot.trust_roots,
                     image,
                     digest,
                     policy,
@@ -247,25 +245,16 @@ async fn evaluate_policy(
 }
 
 /// Turns per-image verdicts into the answer: denials, warnings and pins, per container.
-pub fn decide(
-    images: &[ContainerImage],
-    verdicts: HashMap<&str, ImageVerdict>,
-    no_match: NoMatchPolicy,
-) -> Evaluation {
+pub fn decide(images: &[ContainerImage], verdicts: HashMap<&str, ImageVerdict>, no_match: NoMatchPolicy) -> Evaluation {
     let mut evaluation = Evaluation::default();
     let mut pins = Vec::new();
     for container in images {
         let Some(verdict) = verdicts.get(container.image.as_str()) else {
             continue;
         };
-        let subject = format!(
-            "container {:?} image {:?}",
-            container.container, container.image
-        );
+        let subject = format!("container {:?} image {:?}", container.container, container.image);
         match verdict {
-            ImageVerdict::Invalid(reason) => {
-                evaluation.denials.push(format!("{subject}: {reason}"))
-            }
+            ImageVerdict::Invalid(reason) => evaluation.denials.push(format!("{subject}: {reason}")),
             ImageVerdict::NoPolicy { normalised } => {
                 let message = format!("{subject}: no ClusterImagePolicy matches {normalised}");
                 match no_match {
@@ -308,10 +297,7 @@ pub fn decide(
     if evaluation.allowed {
         evaluation.pins = pins;
     }
-    evaluation.verdicts = verdicts
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    evaluation.verdicts = verdicts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     evaluation
 }
 
@@ -319,11 +305,7 @@ pub fn decide(
 fn describe_failure(policy: &PolicyResult) -> String {
     let mut out = format!("policy {:?} failed:", policy.policy);
     for (i, authority) in policy.authorities.iter().enumerate() {
-        let why = authority
-            .outcome
-            .as_ref()
-            .err()
-            .map_or("passed", String::as_str);
+        let why = authority.outcome.as_ref().err().map_or("passed", String::as_str);
         let separator = if i == 0 { " " } else { "; " };
         let _ = write!(out, "{separator}authority {:?}: {why}", authority.authority);
     }

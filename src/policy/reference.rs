@@ -122,10 +122,7 @@ impl ImageRef {
     /// The reference pinned to `digest`, keeping the form the user wrote
     /// (`nginx:1.27` → `nginx:1.27@sha256:…`), so what runs is exactly what was verified.
     pub fn pinned(&self, digest: &str) -> String {
-        let without_digest = self
-            .raw
-            .split_once('@')
-            .map_or(self.raw.as_str(), |(n, _)| n);
+        let without_digest = self.raw.split_once('@').map_or(self.raw.as_str(), |(n, _)| n);
         format!("{without_digest}@{digest}")
     }
 }
@@ -154,16 +151,10 @@ fn parse_digest(raw: &str, digest: &str) -> Result<String, ReferenceError> {
         "sha256" => 64,
         "sha512" => 128,
         other => {
-            return Err(invalid(
-                raw,
-                format!("unsupported digest algorithm {other:?}"),
-            ));
+            return Err(invalid(raw, format!("unsupported digest algorithm {other:?}")));
         }
     };
-    let hex_ok = hex.len() == expected_len
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex_ok = hex.len() == expected_len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !hex_ok {
         return Err(invalid(
             raw,
@@ -230,22 +221,15 @@ fn looks_like_registry(first: &str) -> bool {
 fn validate_registry(raw: &str, registry: &str) -> Result<(), ReferenceError> {
     let (host, port) = split_host_port(registry);
     if let Some(port) = port {
-        let port_ok =
-            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
         if !port_ok {
-            return Err(invalid(
-                raw,
-                format!("registry port {port:?} is not a number"),
-            ));
+            return Err(invalid(raw, format!("registry port {port:?} is not a number")));
         }
     }
     if let Some(ipv6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return match ipv6.parse::<std::net::Ipv6Addr>() {
             Ok(_) => Ok(()),
-            Err(_) => Err(invalid(
-                raw,
-                format!("registry {host:?} is not an IPv6 address"),
-            )),
+            Err(_) => Err(invalid(raw, format!("registry {host:?} is not an IPv6 address"))),
         };
     }
     let label_ok = |label: &str| {
@@ -253,17 +237,12 @@ fn validate_registry(raw: &str, registry: &str) -> Result<(), ReferenceError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     if host.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(invalid(
-            raw,
-            format!("registry host {host:?} is not a valid host name"),
-        ))
+        Err(invalid(raw, format!("registry host {host:?} is not a valid host name")))
     }
 }
 
@@ -286,9 +265,7 @@ fn validate_path(raw: &str, path: &str) -> Result<(), ReferenceError> {
         if !path_component_ok(component) {
             return Err(invalid(
                 raw,
-                format!(
-                    "repository path component {component:?} must be lower-case letters, digits and separators"
-                ),
+                format!("repository path component {component:?} must be lower-case letters, digits and separators"),
             ));
         }
     }
@@ -346,10 +323,7 @@ mod tests {
             ("nginx", "index.docker.io/library/nginx:latest"),
             ("nginx:1.27", "index.docker.io/library/nginx:1.27"),
             ("docker.io/nginx", "index.docker.io/library/nginx:latest"),
-            (
-                "docker.io/library/nginx",
-                "index.docker.io/library/nginx:latest",
-            ),
+            ("docker.io/library/nginx", "index.docker.io/library/nginx:latest"),
             (
                 "registry-1.docker.io/bitnami/redis:7",
                 "index.docker.io/bitnami/redis:7",
@@ -359,16 +333,10 @@ mod tests {
             ("GHCR.IO/foo", "ghcr.io/foo:latest"),
             ("localhost/app", "localhost/app:latest"),
             ("localhost:5000/a/b/c:v1", "localhost:5000/a/b/c:v1"),
-            (
-                "127.0.0.1:5000/demo/hello:v1",
-                "127.0.0.1:5000/demo/hello:v1",
-            ),
+            ("127.0.0.1:5000/demo/hello:v1", "127.0.0.1:5000/demo/hello:v1"),
             ("[::1]:5000/demo:v1", "[::1]:5000/demo:v1"),
             ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
-            (
-                "a__b/c-d---e/f.g_h",
-                "index.docker.io/a__b/c-d---e/f.g_h:latest",
-            ),
+            ("a__b/c-d---e/f.g_h", "index.docker.io/a__b/c-d---e/f.g_h:latest"),
         ];
         for (input, want) in cases {
             let parsed = ImageRef::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -380,12 +348,7 @@ mod tests {
     fn keeps_tag_and_digest_apart() {
         assert_eq!(
             parts(&format!("ghcr.io/foo:v1@{D}")),
-            (
-                "ghcr.io".into(),
-                "foo".into(),
-                Some("v1".into()),
-                Some(D.into())
-            )
+            ("ghcr.io".into(), "foo".into(), Some("v1".into()), Some(D.into()))
         );
         let digest_only = ImageRef::parse(&format!("ghcr.io/foo@{D}")).unwrap();
         assert_eq!(digest_only.effective_tag(), None);
@@ -393,10 +356,7 @@ mod tests {
         assert_eq!(digest_only.to_string(), format!("ghcr.io/foo@{D}"));
         let both = ImageRef::parse(&format!("foo:v1@{D}")).unwrap();
         assert_eq!(both.registry_reference(), D, "the digest wins over the tag");
-        assert_eq!(
-            ImageRef::parse("foo").unwrap().registry_reference(),
-            "latest"
-        );
+        assert_eq!(ImageRef::parse("foo").unwrap().registry_reference(), "latest");
     }
 
     #[test]
@@ -443,10 +403,7 @@ mod tests {
             long_tag.as_str(),
         ];
         for input in rejects {
-            assert!(
-                ImageRef::parse(input).is_err(),
-                "{input:?} must be rejected"
-            );
+            assert!(ImageRef::parse(input).is_err(), "{input:?} must be rejected");
         }
     }
 

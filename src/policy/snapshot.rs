@@ -10,8 +10,9 @@ use sha2::Digest;
 use super::evaluate::ResourceInfo;
 use super::glob::Glob;
 use super::reference::ImageRef;
-use super::validate::validate_policy;
+use super::validate::{validate_policy, validate_trust_root};
 use crate::api::cip::{Authority, ClusterImagePolicy, ClusterImagePolicySpec};
+use crate::api::trustroot::{TrustRoot, TrustRootSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +79,8 @@ pub struct RejectedPolicy {
 pub struct PolicySnapshot {
     pub policies: Vec<Arc<CompiledPolicy>>,
     pub rejected: Vec<RejectedPolicy>,
+    /// `TrustRoot` resources by name, for `trustRootRef`.
+    pub trust_roots: BTreeMap<String, TrustRootSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,23 @@ impl PolicySnapshot {
         snapshot.policies.sort_by(|a, b| a.name.cmp(&b.name));
         snapshot.rejected.sort_by(|a, b| a.name.cmp(&b.name));
         snapshot
+    }
+
+    /// Adds `TrustRoot` resources; invalid ones are reported like rejected policies.
+    pub fn with_trust_roots(mut self, roots: impl IntoIterator<Item = TrustRoot>) -> Self {
+        for root in roots {
+            let name = root.metadata.name.clone().unwrap_or_default();
+            match validate_trust_root(&root.spec) {
+                Ok(()) => {
+                    self.trust_roots.insert(name, root.spec);
+                }
+                Err(e) => self.rejected.push(RejectedPolicy {
+                    name: format!("TrustRoot/{name}"),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        self
     }
 }
 

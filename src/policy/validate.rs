@@ -9,12 +9,11 @@
 use std::fmt;
 
 use crate::api::cip::{
-    Attestation, Authority, ClusterImagePolicySpec, Identity, KeyRef, KeylessRef, MatchResource,
-    Policy, Source, StaticRef,
+    Attestation, Authority, ClusterImagePolicySpec, Identity, KeyRef, KeylessRef, MatchResource, Policy, Source,
+    StaticRef,
 };
 use crate::api::trustroot::{
-    CertificateAuthority, Remote, Repository, SigstoreKeys, TransparencyLogInstance, TrustRootSpec,
-    decode_base64,
+    CertificateAuthority, Remote, Repository, SigstoreKeys, TransparencyLogInstance, TrustRootSpec, decode_base64,
 };
 use crate::policy::glob::{Glob, GlobError};
 
@@ -70,10 +69,7 @@ impl ValidationErrors {
 fn render(errors: &[FieldError]) -> String {
     let mut groups: Vec<(&str, &Option<String>, Vec<&str>)> = Vec::new();
     for e in errors {
-        match groups
-            .iter_mut()
-            .find(|(m, d, _)| *m == e.message && *d == &e.detail)
-        {
+        match groups.iter_mut().find(|(m, d, _)| *m == e.message && *d == &e.detail) {
             Some(group) => group.2.push(&e.path),
             None => groups.push((&e.message, &e.detail, vec![&e.path])),
         }
@@ -264,9 +260,7 @@ fn pem_holds(text: &str, pem: PemKind) -> bool {
         PemKind::Certificate => &["CERTIFICATE"],
     };
     // DER of both SubjectPublicKeyInfo and Certificate is a SEQUENCE (0x30).
-    let good = |(label, der): &(String, Vec<u8>)| {
-        labels.contains(&label.as_str()) && der.first() == Some(&0x30)
-    };
+    let good = |(label, der): &(String, Vec<u8>)| labels.contains(&label.as_str()) && der.first() == Some(&0x30);
     match pem {
         PemKind::PublicKey => blocks.first().is_some_and(good),
         PemKind::Certificate => !blocks.is_empty() && blocks.iter().all(good),
@@ -304,10 +298,7 @@ fn pem_marker<'a>(line: &'a str, which: &str) -> Option<&'a str> {
 
 fn check_kms(kms: &str) -> Result<(), String> {
     if !KMS_SCHEMES.iter().any(|scheme| kms.starts_with(scheme)) {
-        return Err(format!(
-            "kms must start with one of {}",
-            KMS_SCHEMES.join(", ")
-        ));
+        return Err(format!("kms must start with one of {}", KMS_SCHEMES.join(", ")));
     }
     if kms.starts_with("awskms://") {
         return check_aws_kms(kms);
@@ -324,15 +315,11 @@ fn check_aws_kms(kms: &str) -> Result<(), String> {
         return Err(malformed.into());
     };
     if !endpoint.is_empty() && !is_host_port(endpoint) {
-        return Err(format!(
-            "malformed endpoint {endpoint:?}, expected host:port"
-        ));
+        return Err(format!("malformed endpoint {endpoint:?}, expected host:port"));
     }
     let sections: Vec<&str> = key_id.splitn(6, ':').collect();
     if sections.len() != 6 || sections[0] != "arn" {
-        return Err(format!(
-            "failed to parse either key or alias arn from {key_id:?}"
-        ));
+        return Err(format!("failed to parse either key or alias arn from {key_id:?}"));
     }
     match sections[5] {
         "key" | "alias" => Ok(()),
@@ -341,9 +328,8 @@ fn check_aws_kms(kms: &str) -> Result<(), String> {
 }
 
 fn is_host_port(text: &str) -> bool {
-    text.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty() && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
-    })
+    text.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn check_keyless(k: &KeylessRef, base: &str, errs: &mut Errors) {
@@ -395,11 +381,7 @@ fn check_regex(pattern: &str, path: String, errs: &mut Errors) {
     if let Err(e) = regex::Regex::new(pattern) {
         // The parser's message is a multi-line diagram; its last line says what is wrong.
         let text = e.to_string();
-        let why = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
+        let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
         let why = why.trim().trim_start_matches("error: ");
         errs.invalid(path, pattern, format!("regex is invalid: {why}"));
     }
@@ -443,8 +425,7 @@ fn check_repository(oci: &str) -> Result<(), String> {
     }
     let components: Vec<&str> = oci.split('/').collect();
     let first = components.first().copied().unwrap_or_default();
-    let has_registry = components.len() > 1
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry = components.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
     let path = if has_registry {
         &components[1..]
     } else {
@@ -492,12 +473,7 @@ fn check_attestation(a: &Attestation, base: &str, errs: &mut Errors) {
         errs.missing(format!("{base}.predicateType"));
     }
     if let Some(policy) = &a.policy {
-        check_policy(
-            policy,
-            &format!("{base}.policy"),
-            PolicyLevel::Attestation,
-            errs,
-        );
+        check_policy(policy, &format!("{base}.policy"), PolicyLevel::Attestation, errs);
     }
 }
 
@@ -662,10 +638,7 @@ fn check_tuf_root(root: &Option<String>, base: &str, errs: &mut Errors) {
 
 fn check_sigstore_keys(keys: &SigstoreKeys, base: &str, errs: &mut Errors) {
     if keys.certificate_authorities.is_empty() && keys.timestamp_authorities.is_empty() {
-        let wanted = [
-            ("certificateAuthorities", false),
-            ("timestampAuthorities", false),
-        ];
+        let wanted = [("certificateAuthorities", false), ("timestampAuthorities", false)];
         errs.one_of(base, &wanted);
     }
     let authorities = [
@@ -699,12 +672,7 @@ fn check_certificate_authority(ca: &CertificateAuthority, base: &str, errs: &mut
         Some(uri) => check_url(uri, format!("{base}.uri"), errs),
         None => errs.missing(format!("{base}.uri")),
     }
-    check_encoded_pem(
-        &ca.cert_chain,
-        format!("{base}.certChain"),
-        PemKind::Certificate,
-        errs,
-    );
+    check_encoded_pem(&ca.cert_chain, format!("{base}.certChain"), PemKind::Certificate, errs);
 }
 
 fn check_log(log: &TransparencyLogInstance, base: &str, errs: &mut Errors) {
@@ -717,12 +685,7 @@ fn check_log(log: &TransparencyLogInstance, base: &str, errs: &mut Errors) {
         Some(a) => errs.invalid(format!("{base}.hashAlgorithm"), a, None),
         None => errs.missing(format!("{base}.hashAlgorithm")),
     }
-    check_encoded_pem(
-        &log.public_key,
-        format!("{base}.publicKey"),
-        PemKind::PublicKey,
-        errs,
-    );
+    check_encoded_pem(&log.public_key, format!("{base}.publicKey"), PemKind::PublicKey, errs);
 }
 
 /// A required base64 field whose bytes are PEM.
@@ -802,10 +765,7 @@ mod tests {
     #[test]
     fn empty_spec_lists_images_and_authorities() {
         let e = errors(&ClusterImagePolicySpec::default());
-        assert_eq!(
-            e.to_string(),
-            "missing field(s): spec.images, spec.authorities"
-        );
+        assert_eq!(e.to_string(), "missing field(s): spec.images, spec.authorities");
     }
 
     #[test]
@@ -817,10 +777,7 @@ mod tests {
             key.hash_algorithm = Some("shaINVALID".into());
         }
         let text = errors(&spec).to_string();
-        assert!(
-            text.contains("invalid value: [: spec.images[0].glob"),
-            "{text}"
-        );
+        assert!(text.contains("invalid value: [: spec.images[0].glob"), "{text}");
         assert!(text.contains("invalid value: garbage: spec.mode"), "{text}");
         let hash = "invalid value: shaINVALID: spec.authorities[0].key.hashAlgorithm";
         assert!(text.contains(hash), "{text}");
@@ -840,10 +797,7 @@ mod tests {
             ..Default::default()
         };
         let text = errors(&spec_with(empty)).to_string();
-        assert!(
-            text.starts_with("expected exactly one, got neither: "),
-            "{text}"
-        );
+        assert!(text.starts_with("expected exactly one, got neither: "), "{text}");
     }
 
     #[test]
@@ -876,10 +830,7 @@ mod tests {
             "awskms://host/arn:aws:kms:r:a:key/1",
             "awskms:///nope",
         ] {
-            assert!(
-                errors(&kms(bad)).has_path("spec.authorities[0].key.kms"),
-                "{bad}"
-            );
+            assert!(errors(&kms(bad)).has_path("spec.authorities[0].key.kms"), "{bad}");
         }
     }
 
@@ -905,10 +856,7 @@ mod tests {
         };
         let text = errors(&spec_with(keyless(vec![missing_issuer]))).to_string();
         let base = "spec.authorities[0].keyless.identities[0]";
-        assert_eq!(
-            text,
-            format!("missing field(s): {base}.issuer, {base}.issuerRegExp")
-        );
+        assert_eq!(text, format!("missing field(s): {base}.issuer, {base}.issuerRegExp"));
         let no_identities = errors(&spec_with(keyless(vec![])));
         assert!(no_identities.has_path("spec.authorities[0].keyless.identities"));
     }
@@ -921,10 +869,7 @@ mod tests {
         let text = e.to_string();
         assert!(text.starts_with(&format!("invalid value: ****: {path} (regex is invalid: ")));
         assert!(!text.contains('\n'), "{text}");
-        assert_eq!(
-            validate_policy(&spec_with(keyless(vec![identity("i", ".*")]))),
-            Ok(())
-        );
+        assert_eq!(validate_policy(&spec_with(keyless(vec![identity("i", ".*")]))), Ok(()));
     }
 
     #[test]
@@ -946,9 +891,7 @@ mod tests {
             k.url = Some("https://fulcio.example.com".into());
         }
         let text = errors(&spec_with(authority)).to_string();
-        assert!(text.contains(
-            "got both: spec.authorities[0].keyless.url, spec.authorities[0].keyless.ca-cert"
-        ));
+        assert!(text.contains("got both: spec.authorities[0].keyless.url, spec.authorities[0].keyless.ca-cert"));
     }
 
     #[test]
@@ -962,10 +905,7 @@ mod tests {
         };
         assert_eq!(validate_policy(&spec_with(fixed("fail"))), Ok(()));
         let e = errors(&spec_with(fixed("maybe")));
-        assert_eq!(
-            e.to_string(),
-            "invalid value: maybe: spec.authorities[0].static.action"
-        );
+        assert_eq!(e.to_string(), "invalid value: maybe: spec.authorities[0].static.action");
         let mut with_log = fixed("pass");
         with_log.ctlog = Some(TLog::default());
         let text = errors(&spec_with(with_log)).to_string();
@@ -1010,13 +950,8 @@ mod tests {
         assert_eq!(matching(Some("apps"), "v1", "deployments"), Ok(()));
         assert_eq!(matching(None, "*", "pods"), Ok(()));
         assert_eq!(matching(Some("batch"), "v1", "cronjobs"), Ok(()));
-        let apple = matching(Some("apps"), "v1", "apple")
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            apple.as_deref(),
-            Some("invalid value: apple: spec.match[0].resource")
-        );
+        let apple = matching(Some("apps"), "v1", "apple").err().map(|e| e.to_string());
+        assert_eq!(apple.as_deref(), Some("invalid value: apple: spec.match[0].resource"));
         let wrong_group = matching(Some("apps"), "v1", "jobs").err();
         assert!(wrong_group.is_some_and(|e| e.has_path("spec.match[0].group")));
         let wrong_version = matching(None, "v2", "pods").err();
@@ -1063,9 +998,7 @@ mod tests {
         let base = "spec.authorities[0].attestations[0]";
         assert!(e.has_path(&format!("{base}.name")));
         let text = e.to_string();
-        assert!(text.contains(&format!(
-            "must not set the field(s): {base}.policy.includeSpec"
-        )));
+        assert!(text.contains(&format!("must not set the field(s): {base}.policy.includeSpec")));
     }
 
     #[test]
@@ -1150,10 +1083,7 @@ mod tests {
             "spec.sigstoreKeys.certificateAuthorities[0].certChain",
         ];
         for path in paths {
-            assert!(
-                e.as_ref().is_some_and(|e| e.has_path(path)),
-                "{path}: {e:?}"
-            );
+            assert!(e.as_ref().is_some_and(|e| e.has_path(path)), "{path}: {e:?}");
         }
     }
 
@@ -1167,10 +1097,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(
-            validate_trust_root(&remote(&b64(r#"{"signatures":[]}"#))),
-            Ok(())
-        );
+        assert_eq!(validate_trust_root(&remote(&b64(r#"{"signatures":[]}"#))), Ok(()));
         for bad in ["ROOT_JSON".to_string(), b64("{}"), b64("[")] {
             let e = validate_trust_root(&remote(&bad)).err();
             assert!(e.is_some_and(|e| e.has_path("spec.remote.root")), "{bad}");

@@ -39,7 +39,7 @@ impl fmt::Debug for Credentials {
 
 impl Credentials {
     /// A stable, non-reversible identity for cache keys.
-    pub(crate) fn identity(&self) -> String {
+    pub fn identity(&self) -> String {
         match self {
             Credentials::Anonymous => "anonymous".to_string(),
             Credentials::Basic { username, password } => {
@@ -134,11 +134,7 @@ fn parse_params(input: &str) -> HashMap<String, String> {
     let mut rest = input.trim_start();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq]
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
+        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let (value, after) = parse_value(rest[eq + 1..].trim_start());
         out.insert(key, value);
         rest = after.trim_start().trim_start_matches(',').trim_start();
@@ -262,10 +258,7 @@ mod tests {
             password: "s3cret".into(),
         };
         let shown = format!("{c:?}");
-        assert!(
-            shown.contains("alice") && !shown.contains("s3cret"),
-            "{shown}"
-        );
+        assert!(shown.contains("alice") && !shown.contains("s3cret"), "{shown}");
         assert!(!c.identity().contains("s3cret"));
         assert_ne!(c.identity(), Credentials::Anonymous.identity());
     }
@@ -289,10 +282,7 @@ mod tests {
             parse_challenges([r#"Basic realm="test-realm""#]),
             Some(Challenge::Basic)
         );
-        let both = [
-            r#"Basic realm="x""#,
-            r#"bearer realm=https://t/token, scope="a,b""#,
-        ];
+        let both = [r#"Basic realm="x""#, r#"bearer realm=https://t/token, scope="a,b""#];
         assert_eq!(
             parse_challenges(both),
             Some(Challenge::Bearer {
@@ -308,10 +298,7 @@ mod tests {
     #[test]
     fn parses_escapes_and_errors() {
         let h = r#"Bearer realm="r", error="insufficient_scope", error_description="say \"no\"""#;
-        assert_eq!(
-            challenge_error([h]).as_deref(),
-            Some(r#"insufficient_scope: say "no""#)
-        );
+        assert_eq!(challenge_error([h]).as_deref(), Some(r#"insufficient_scope: say "no""#));
     }
 
     #[test]

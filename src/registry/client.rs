@@ -5,18 +5,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url, redirect};
 use tracing::{debug, warn};
 
-use super::auth::{
-    Challenge, TokenCache, TokenKey, challenge_error, parse_challenges, parse_token_response,
-};
+use super::auth::{Challenge, TokenCache, TokenKey, challenge_error, parse_challenges, parse_token_response};
 use super::{
-    Credentials, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, RegistryConfig, RegistryError,
-    Target, is_sha256_digest, sha256_digest,
+    Credentials, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, RegistryConfig, RegistryError, Target,
+    is_sha256_digest, sha256_digest,
 };
 
 /// Blob downloads are commonly redirected once to object storage; more than this is a loop.
@@ -67,10 +63,7 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn url(&self, kind: &str, reference: &str) -> Result<Url, RegistryError> {
-        let raw = format!(
-            "{}/{}/{}/{}",
-            self.base, self.target.repository, kind, reference
-        );
+        let raw = format!("{}/{}/{}/{}", self.base, self.target.repository, kind, reference);
         Url::parse(&raw).map_err(|e| self.invalid(format!("cannot build URL {raw:?}: {e}")))
     }
 
@@ -159,9 +152,7 @@ impl RegistryClient {
     ) -> Result<String, RegistryError> {
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
-        let resp = self
-            .send(&call, Method::HEAD, &url, Some(MANIFEST_ACCEPT))
-            .await?;
+        let resp = self.send(&call, Method::HEAD, &url, Some(MANIFEST_ACCEPT)).await?;
         let status = resp.status();
         if status.is_success() {
             reject_schema1(&call, content_type(resp.headers()).as_deref())?;
@@ -170,10 +161,7 @@ impl RegistryClient {
                 return Ok(digest);
             }
             debug!(target = %call.target, "HEAD without a sha256 Docker-Content-Digest; using GET");
-        } else if matches!(
-            status,
-            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-        ) {
+        } else if matches!(status, StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED) {
             debug!(target = %call.target, %status, "registry refuses HEAD; using GET");
         } else {
             return Err(status_error(&call, resp).await);
@@ -233,9 +221,7 @@ impl RegistryClient {
             return Err(call.invalid("referrers are listed by sha256 digest only"));
         }
         let url = call.url("referrers", digest)?;
-        let resp = self
-            .send(&call, Method::GET, &url, Some(REFERRERS_ACCEPT))
-            .await?;
+        let resp = self.send(&call, Method::GET, &url, Some(REFERRERS_ACCEPT)).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => return Ok(None),
             s if !s.is_success() => return Err(status_error(&call, resp).await),
@@ -268,11 +254,7 @@ impl RegistryClient {
             });
         }
         let endpoint = registry_endpoint(registry).to_string();
-        let scheme = if self.is_insecure(&endpoint) {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = if self.is_insecure(&endpoint) { "http" } else { "https" };
         let started = Instant::now();
         Ok(Call {
             base: format!("{scheme}://{endpoint}/v2"),
@@ -289,15 +271,12 @@ impl RegistryClient {
     fn is_insecure(&self, host_port: &str) -> bool {
         let host = split_host(host_port);
         self.inner.insecure_hosts.iter().any(|entry| {
-            entry.eq_ignore_ascii_case(host_port)
-                || (split_host(entry) == entry && entry.eq_ignore_ascii_case(host))
+            entry.eq_ignore_ascii_case(host_port) || (split_host(entry) == entry && entry.eq_ignore_ascii_case(host))
         })
     }
 
     async fn fetch_manifest(&self, call: &Call<'_>, url: &Url) -> Result<Manifest, RegistryError> {
-        let resp = self
-            .send(call, Method::GET, url, Some(MANIFEST_ACCEPT))
-            .await?;
+        let resp = self.send(call, Method::GET, url, Some(MANIFEST_ACCEPT)).await?;
         if !resp.status().is_success() {
             return Err(status_error(call, resp).await);
         }
@@ -311,9 +290,7 @@ impl RegistryClient {
             // digest that is not what we verified.
             verify_digest(call, &reported, &digest)?;
         }
-        let media_type = body_media_type(&bytes)
-            .or(header_media_type)
-            .unwrap_or_default();
+        let media_type = body_media_type(&bytes).or(header_media_type).unwrap_or_default();
         reject_schema1(call, Some(&media_type))?;
         Ok(Manifest {
             media_type,
@@ -335,9 +312,7 @@ impl RegistryClient {
         let mut challenged = false;
         let mut rate_limited = 0;
         loop {
-            let resp = self
-                .execute(call, method.clone(), url, accept, auth.as_deref())
-                .await?;
+            let resp = self.execute(call, method.clone(), url, accept, auth.as_deref()).await?;
             match resp.status() {
                 StatusCode::UNAUTHORIZED if !challenged => {
                     challenged = true;
@@ -402,18 +377,10 @@ impl RegistryClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&call.endpoint);
-        if basic {
-            call.creds.basic_header()
-        } else {
-            None
-        }
+        if basic { call.creds.basic_header() } else { None }
     }
 
-    async fn answer_challenge(
-        &self,
-        call: &Call<'_>,
-        resp: &Response,
-    ) -> Result<String, RegistryError> {
+    async fn answer_challenge(&self, call: &Call<'_>, resp: &Response) -> Result<String, RegistryError> {
         let values = header_strs(resp.headers(), WWW_AUTHENTICATE);
         match parse_challenges(values.iter().copied()) {
             None => Err(call.unauthorized("401 without a Basic or Bearer challenge")),
@@ -428,11 +395,7 @@ impl RegistryClient {
                     .insert(call.endpoint.clone());
                 Ok(header)
             }
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
+            Some(Challenge::Bearer { realm, service, scope }) => {
                 let token = self
                     .fetch_token(call, &realm, service.as_deref(), scope.as_deref())
                     .await?;
@@ -464,18 +427,14 @@ impl RegistryClient {
         debug!(realm = %url.host_str().unwrap_or(""), status = resp.status().as_u16(), "token response");
         match resp.status() {
             StatusCode::UNAUTHORIZED => {
-                return Err(call.unauthorized(format!(
-                    "token endpoint {realm} rejected {}",
-                    call.creds.describe()
-                )));
+                return Err(call.unauthorized(format!("token endpoint {realm} rejected {}", call.creds.describe())));
             }
             s if !s.is_success() => return Err(status_error(call, resp).await),
             _ => {}
         }
         let body = read_limited(call, resp, MAX_TOKEN_BODY).await?;
-        let token = parse_token_response(&body).ok_or_else(|| {
-            call.protocol(format!("token endpoint {realm} answered without a token"))
-        })?;
+        let token = parse_token_response(&body)
+            .ok_or_else(|| call.protocol(format!("token endpoint {realm} answered without a token")))?;
         self.inner.tokens.insert(key, &token);
         Ok(token.value)
     }
@@ -489,8 +448,7 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
     ) -> Result<Url, RegistryError> {
-        let mut url = Url::parse(realm)
-            .map_err(|e| call.protocol(format!("bad token realm {realm:?}: {e}")))?;
+        let mut url = Url::parse(realm).map_err(|e| call.protocol(format!("bad token realm {realm:?}: {e}")))?;
         let realm_host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -519,11 +477,8 @@ impl RegistryClient {
 
 fn redirect_policy() -> redirect::Policy {
     redirect::Policy::custom(|attempt| {
-        let downgrade = attempt.url().scheme() == "http"
-            && attempt
-                .previous()
-                .last()
-                .is_some_and(|u| u.scheme() == "https");
+        let downgrade =
+            attempt.url().scheme() == "http" && attempt.previous().last().is_some_and(|u| u.scheme() == "https");
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
         } else if downgrade {
@@ -535,9 +490,7 @@ fn redirect_policy() -> redirect::Policy {
 }
 
 fn invalid_config(detail: impl Into<String>) -> RegistryError {
-    RegistryError::InvalidConfig {
-        detail: detail.into(),
-    }
+    RegistryError::InvalidConfig { detail: detail.into() }
 }
 
 fn parse_extra_roots(pems: &[Vec<u8>]) -> Result<Vec<reqwest::Certificate>, RegistryError> {
@@ -588,9 +541,7 @@ fn is_tag(s: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 128
         && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b))
 }
 
 fn split_host(host_port: &str) -> &str {
@@ -602,8 +553,8 @@ fn split_host(host_port: &str) -> &str {
 }
 
 fn sensitive_header(call: &Call<'_>, value: &str) -> Result<HeaderValue, RegistryError> {
-    let mut header = HeaderValue::from_str(value)
-        .map_err(|_| call.protocol("credentials or token are not a valid header value"))?;
+    let mut header =
+        HeaderValue::from_str(value).map_err(|_| call.protocol("credentials or token are not a valid header value"))?;
     header.set_sensitive(true);
     Ok(header)
 }
@@ -621,9 +572,7 @@ fn rejected(call: &Call<'_>, resp: &Response) -> RegistryError {
 /// Turns a non-success answer into the matching error, with the registry's own message.
 async fn status_error(call: &Call<'_>, resp: Response) -> RegistryError {
     let status = resp.status();
-    let body = read_limited(call, resp, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
+    let body = read_limited(call, resp, MAX_ERROR_BODY).await.unwrap_or_default();
     let detail = error_detail(status, &body);
     let target = call.target.clone();
     match status.as_u16() {
@@ -675,11 +624,7 @@ fn error_detail(status: StatusCode, body: &[u8]) -> String {
             return parts.join("; ");
         }
     }
-    let text: String = String::from_utf8_lossy(body)
-        .trim()
-        .chars()
-        .take(200)
-        .collect();
+    let text: String = String::from_utf8_lossy(body).trim().chars().take(200).collect();
     if text.is_empty() {
         status.canonical_reason().unwrap_or("no detail").to_string()
     } else {
@@ -688,11 +633,7 @@ fn error_detail(status: StatusCode, body: &[u8]) -> String {
 }
 
 /// Reads the body, failing as soon as it exceeds `limit` (announced or actual).
-async fn read_limited(
-    call: &Call<'_>,
-    mut resp: Response,
-    limit: usize,
-) -> Result<Vec<u8>, RegistryError> {
+async fn read_limited(call: &Call<'_>, mut resp: Response, limit: usize) -> Result<Vec<u8>, RegistryError> {
     let too_large = || RegistryError::TooLarge {
         target: call.target.clone(),
         limit,
@@ -742,11 +683,7 @@ fn reject_schema1(call: &Call<'_>, media_type: Option<&str>) -> Result<(), Regis
 }
 
 fn header_strs(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Vec<&str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect()
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
 }
 
 fn header_digest(headers: &HeaderMap) -> Option<String> {
@@ -778,8 +715,7 @@ fn body_media_type(bytes: &[u8]) -> Option<String> {
 }
 
 fn is_index(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .is_ok_and(|v| v.get("manifests").is_some_and(|m| m.is_array()))
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.get("manifests").is_some_and(|m| m.is_array()))
 }
 
 /// Maps a transport failure to Timeout / Tls / Connect / Protocol by looking at the chain.
@@ -813,13 +749,8 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The next error in a chain. rustls errors arrive wrapped in (nested) `io::Error`s, whose
 /// `source()` skips the wrapped error, so an io::Error is opened with `get_ref` instead.
-fn next_error<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    if let Some(inner) = e
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
+fn next_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
         return Some(inner);
     }
     e.source()

@@ -58,17 +58,13 @@ impl Keychain {
         Self::from_entries(auths, source_name)
     }
 
-    fn from_entries(
-        auths: BTreeMap<String, AuthEntry>,
-        source_name: &str,
-    ) -> Result<Self, CredentialsError> {
+    fn from_entries(auths: BTreeMap<String, AuthEntry>, source_name: &str) -> Result<Self, CredentialsError> {
         let mut entries = Vec::new();
         for (server, entry) in auths {
-            let credentials =
-                entry_credentials(&entry).map_err(|detail| CredentialsError::Malformed {
-                    source_name: source_name.to_string(),
-                    detail: format!("entry {server:?}: {detail}"),
-                })?;
+            let credentials = entry_credentials(&entry).map_err(|detail| CredentialsError::Malformed {
+                source_name: source_name.to_string(),
+                detail: format!("entry {server:?}: {detail}"),
+            })?;
             if let Some(credentials) = credentials {
                 entries.push((normalise_host(&server), credentials));
             }
@@ -98,16 +94,12 @@ impl Keychain {
 
 /// Decodes a JSON object (serde would also accept an array for a struct, which no Docker
 /// config is).
-fn parse_object<T: serde::de::DeserializeOwned>(
-    json: &[u8],
-    source_name: &str,
-) -> Result<T, CredentialsError> {
+fn parse_object<T: serde::de::DeserializeOwned>(json: &[u8], source_name: &str) -> Result<T, CredentialsError> {
     let malformed = |detail: String| CredentialsError::Malformed {
         source_name: source_name.to_string(),
         detail,
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
     if !value.is_object() {
         return Err(malformed("expected a JSON object".to_string()));
     }
@@ -164,10 +156,7 @@ mod tests {
     fn same(a: &Credentials, b: &Credentials) -> bool {
         format!("{a:?}") == format!("{b:?}")
             && match (a, b) {
-                (
-                    Credentials::Basic { password: x, .. },
-                    Credentials::Basic { password: y, .. },
-                ) => x == y,
+                (Credentials::Basic { password: x, .. }, Credentials::Basic { password: y, .. }) => x == y,
                 (Credentials::Anonymous, Credentials::Anonymous) => true,
                 _ => false,
             }
@@ -192,18 +181,13 @@ mod tests {
             &keychain.for_registry("registry.example"),
             &Credentials::Anonymous
         ));
-        assert!(same(
-            &keychain.for_registry("empty.example"),
-            &Credentials::Anonymous
-        ));
+        assert!(same(&keychain.for_registry("empty.example"), &Credentials::Anonymous));
         assert!(!format!("{keychain:?}").contains("s3cret"));
     }
 
     #[test]
     fn legacy_dockercfg() {
-        let keychain =
-            Keychain::from_dockercfg(br#"{"ghcr.io": {"username": "u", "password": "p"}}"#, "x")
-                .unwrap();
+        let keychain = Keychain::from_dockercfg(br#"{"ghcr.io": {"username": "u", "password": "p"}}"#, "x").unwrap();
         assert!(same(&keychain.for_registry("ghcr.io"), &basic("u", "p")));
     }
 
@@ -214,10 +198,7 @@ mod tests {
         let err = Keychain::from_docker_config(bad, "secret ns/pull")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("secret ns/pull") && err.contains("\"x\""),
-            "{err}"
-        );
+        assert!(err.contains("secret ns/pull") && err.contains("\"x\""), "{err}");
         let no_colon = base64::engine::general_purpose::STANDARD.encode("justuser");
         let json = format!(r#"{{"auths": {{"x": {{"auth": "{no_colon}"}}}}}}"#);
         assert!(Keychain::from_docker_config(json.as_bytes(), "s").is_err());

@@ -73,16 +73,8 @@ pub struct Target {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.reference.contains(':') {
-            '@'
-        } else {
-            ':'
-        };
-        write!(
-            f,
-            "{}/{}{}{}",
-            self.registry, self.repository, sep, self.reference
-        )
+        let sep = if self.reference.contains(':') { '@' } else { ':' };
+        write!(f, "{}/{}{}{}", self.registry, self.repository, sep, self.reference)
     }
 }
 
@@ -179,12 +171,8 @@ impl RegistryError {
 
 /// True for `sha256:<64 lowercase hex>`, the only digest form signet accepts.
 pub fn is_sha256_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    s.strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// `sha256:<hex>` of `bytes`.

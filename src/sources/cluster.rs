@@ -75,10 +75,7 @@ impl ClusterAccess {
 
     /// The public key in a `key.secretRef` Secret (in signet's namespace): its only entry.
     pub async fn key_from_secret(&self, name: &str) -> Result<String, String> {
-        let data = self
-            .secret(&self.namespace, name)
-            .await
-            .map_err(|e| e.to_string())?;
+        let data = self.secret(&self.namespace, name).await.map_err(|e| e.to_string())?;
         let mut entries = data.iter();
         match (entries.next(), entries.next()) {
             (Some((_, value)), None) => String::from_utf8(value.clone())
@@ -101,15 +98,13 @@ impl ClusterAccess {
         let mut keychain = Keychain::default();
         for name in names {
             match self.secret(namespace, name).await {
-                Ok(data) => {
-                    match pull_secret_keychain(&data, &format!("Secret {namespace}/{name}")) {
-                        Some(Ok(found)) => keychain.extend(found),
-                        Some(Err(e)) => tracing::warn!(error = %e, "pull secret ignored"),
-                        None => {
-                            tracing::warn!(secret = %name, %namespace, "pull secret has no .dockerconfigjson")
-                        }
+                Ok(data) => match pull_secret_keychain(&data, &format!("Secret {namespace}/{name}")) {
+                    Some(Ok(found)) => keychain.extend(found),
+                    Some(Err(e)) => tracing::warn!(error = %e, "pull secret ignored"),
+                    None => {
+                        tracing::warn!(secret = %name, %namespace, "pull secret has no .dockerconfigjson")
                     }
-                }
+                },
                 Err(e) => tracing::warn!(error = %e, "pull secret ignored"),
             }
         }
@@ -149,8 +144,7 @@ impl ClusterAccess {
     }
 }
 
-fn short_lived_cache<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<(String, String), V>
-{
+fn short_lived_cache<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<(String, String), V> {
     moka::future::Cache::builder()
         .max_capacity(10_000)
         .time_to_live(Duration::from_secs(30))

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::SnapshotHandle;
+use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
 use crate::api::{Document, parse_documents};
 use crate::policy::snapshot::{PolicySnapshot, RejectedPolicy};
@@ -17,15 +18,9 @@ use crate::policy::snapshot::{PolicySnapshot, RejectedPolicy};
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
     #[error("cannot read policy folder {path}: {source}")]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadDir { path: PathBuf, source: std::io::Error },
     #[error("cannot read policy file {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, source: std::io::Error },
 }
 
 /// A policy file's path and text.
@@ -62,10 +57,7 @@ fn is_policy_file(path: &Path) -> bool {
         .file_name()
         .and_then(|n| n.to_str())
         .is_none_or(|n| n.starts_with('.'));
-    let policy_extension = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    );
+    let policy_extension = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
     !hidden && policy_extension && path.is_file()
 }
 
@@ -73,20 +65,26 @@ fn is_policy_file(path: &Path) -> bool {
 /// policy named after the file, so an operator sees it in logs and metrics.
 pub fn snapshot_from_files(files: &[PolicyFile]) -> PolicySnapshot {
     let mut policies: Vec<ClusterImagePolicy> = Vec::new();
+    let mut trust_roots: Vec<TrustRoot> = Vec::new();
     let mut unparsable = Vec::new();
     for (path, text) in files {
         match parse_documents(text) {
-            Ok(documents) => policies.extend(documents.into_iter().filter_map(|d| match d {
-                Document::Policy(policy) => Some(policy),
-                _ => None,
-            })),
+            Ok(documents) => {
+                for document in documents {
+                    match document {
+                        Document::Policy(policy) => policies.push(policy),
+                        Document::TrustRoot(root) => trust_roots.push(root),
+                        Document::Other { .. } => {}
+                    }
+                }
+            }
             Err(e) => unparsable.push(RejectedPolicy {
                 name: path.display().to_string(),
                 error: e.to_string(),
             }),
         }
     }
-    let mut snapshot = PolicySnapshot::build(policies);
+    let mut snapshot = PolicySnapshot::build(policies).with_trust_roots(trust_roots);
     snapshot.rejected.extend(unparsable);
     snapshot
 }
@@ -109,11 +107,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<PolicySnapshot, FolderError> {
 }
 
 /// Publishes the folder's policies now, then again whenever its contents change.
-pub async fn watch_folder(
-    dir: PathBuf,
-    handle: SnapshotHandle,
-    interval: Duration,
-) -> Result<(), FolderError> {
+pub async fn watch_folder(dir: PathBuf, handle: SnapshotHandle, interval: Duration) -> Result<(), FolderError> {
     let (files, mut fingerprint) = read_folder(&dir)?;
     handle.publish(snapshot_from_files(&files));
     let mut ticker = tokio::time::interval(interval);

@@ -35,12 +35,7 @@ impl SignatureLocation {
     }
 
     pub fn describe(&self, digest: &str) -> String {
-        format!(
-            "{}/{}:{}",
-            self.registry,
-            self.repository,
-            self.signature_tag(digest)
-        )
+        format!("{}/{}:{}", self.registry, self.repository, self.signature_tag(digest))
     }
 }
 
@@ -113,8 +108,7 @@ pub async fn fetch_signatures(
         location: location.describe(digest),
         detail,
     };
-    let parsed: OciManifest =
-        serde_json::from_slice(&manifest.bytes).map_err(|e| malformed(e.to_string()))?;
+    let parsed: OciManifest = serde_json::from_slice(&manifest.bytes).map_err(|e| malformed(e.to_string()))?;
     let layers: Vec<Descriptor> = parsed
         .layers
         .into_iter()
@@ -129,10 +123,7 @@ pub async fn fetch_signatures(
     let mut signatures = Vec::with_capacity(layers.len());
     for layer in layers {
         if layer.size > MAX_PAYLOAD_BYTES as u64 {
-            return Err(malformed(format!(
-                "layer {} is {} bytes",
-                layer.digest, layer.size
-            )));
+            return Err(malformed(format!("layer {} is {} bytes", layer.digest, layer.size)));
         }
         let payload = registry
             .get_blob(
@@ -149,13 +140,7 @@ pub async fn fetch_signatures(
 }
 
 fn signature_layer(layer: Descriptor, payload: Vec<u8>) -> SignatureLayer {
-    let annotation = |name: &str| {
-        layer
-            .annotations
-            .get(name)
-            .cloned()
-            .filter(|v| !v.is_empty())
-    };
+    let annotation = |name: &str| layer.annotations.get(name).cloned().filter(|v| !v.is_empty());
     let signature_b64 = annotation(SIGNATURE_ANNOTATION).unwrap_or_default();
     let signature = base64::engine::general_purpose::STANDARD
         .decode(signature_b64.trim())
@@ -183,15 +168,9 @@ pub struct SimpleSigningClaims {
 
 /// Parses a simple-signing payload; its `critical.type` must be cosign's.
 pub fn parse_payload(payload: &[u8]) -> Result<SimpleSigningClaims, String> {
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let critical = value
-        .get("critical")
-        .ok_or("payload has no \"critical\" section")?;
-    let kind = critical
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let value: Value = serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let critical = value.get("critical").ok_or("payload has no \"critical\" section")?;
+    let kind = critical.get("type").and_then(Value::as_str).unwrap_or_default();
     if !kind.eq_ignore_ascii_case("cosign container image signature") {
         return Err(format!(
             "payload type is {kind:?}, not a cosign container image signature"
@@ -213,12 +192,7 @@ pub fn parse_payload(payload: &[u8]) -> Result<SimpleSigningClaims, String> {
         .map(|optional| {
             optional
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
                 .collect()
         })
         .unwrap_or_default();
@@ -245,10 +219,7 @@ mod tests {
             tag_prefix: "sigprefix".into(),
             ..location
         };
-        assert_eq!(
-            prefixed.signature_tag("sha256:abc"),
-            "sigprefixsha256-abc.sig"
-        );
+        assert_eq!(prefixed.signature_tag("sha256:abc"), "sigprefixsha256-abc.sig");
     }
 
     #[test]
@@ -261,14 +232,9 @@ mod tests {
         assert_eq!(claims.annotations["n"], "3");
         assert!(parse_payload(b"{}").is_err());
         assert!(
-            parse_payload(
-                br#"{"critical":{"type":"something else","image":{"docker-manifest-digest":"x"}}}"#
-            )
-            .is_err()
+            parse_payload(br#"{"critical":{"type":"something else","image":{"docker-manifest-digest":"x"}}}"#).is_err()
         );
-        assert!(
-            parse_payload(br#"{"critical":{"type":"cosign container image signature"}}"#).is_err()
-        );
+        assert!(parse_payload(br#"{"critical":{"type":"cosign container image signature"}}"#).is_err());
         assert!(parse_payload(b"\xff").is_err());
     }
 }

@@ -44,29 +44,27 @@ pub struct KeylessSignature {
 
 impl KeylessRequirements<'_> {
     /// Checks one signature layer whose payload the caller has already bound to the digest.
-    pub fn check(
-        &self,
-        layer: &SignatureLayer,
-        signature: &[u8],
-    ) -> Result<KeylessSignature, String> {
-        let leaf_pem = layer.certificate_pem.as_deref().ok_or(
-            "the signature has no certificate (dev.sigstore.cosign/certificate); is it keyless?",
-        )?;
+    pub fn check(&self, layer: &SignatureLayer, signature: &[u8]) -> Result<KeylessSignature, String> {
+        let leaf_pem = layer
+            .certificate_pem
+            .as_deref()
+            .ok_or("the signature has no certificate (dev.sigstore.cosign/certificate); is it keyless?")?;
         let leaf_der = pem_certificates(leaf_pem)?
             .into_iter()
             .next()
             .ok_or("the certificate annotation holds no certificate")?;
-        let (_, leaf) = X509Certificate::from_der(&leaf_der)
-            .map_err(|e| format!("the certificate does not parse: {e}"))?;
-        let leaf_key = PublicKey::from_spki_der(leaf.public_key().raw)
-            .map_err(|e| format!("the certificate's key: {e}"))?;
+        let (_, leaf) =
+            X509Certificate::from_der(&leaf_der).map_err(|e| format!("the certificate does not parse: {e}"))?;
+        let leaf_key =
+            PublicKey::from_spki_der(leaf.public_key().raw).map_err(|e| format!("the certificate's key: {e}"))?;
         leaf_key
             .verify(&layer.payload, signature, HashAlgorithm::Sha256)
             .map_err(|_| "the signature was not made by the certificate's key".to_string())?;
 
-        let bundle = layer.bundle_json.as_deref().ok_or(
-            "keyless signatures need a transparency log entry, and this one has no Rekor bundle",
-        )?;
+        let bundle = layer
+            .bundle_json
+            .as_deref()
+            .ok_or("keyless signatures need a transparency log entry, and this one has no Rekor bundle")?;
         let entry = verify_bundle(
             bundle,
             self.trust,
@@ -97,29 +95,18 @@ impl KeylessRequirements<'_> {
         Ok(KeylessSignature {
             issuer: found.issuer,
             subjects: found.subjects,
-            logged: format!(
-                "logged in {} at index {} ({signed_at})",
-                entry.log_url, entry.log_index
-            ),
+            logged: format!("logged in {} at index {} ({signed_at})", entry.log_url, entry.log_index),
         })
     }
 
     /// Walks from the leaf to a trusted root, every certificate valid at `at`; returns the
     /// SubjectPublicKeyInfo of the leaf's issuer (the SCT signs over its hash).
-    fn verify_chain(
-        &self,
-        leaf: &X509Certificate,
-        extra: &[Vec<u8>],
-        at: OffsetDateTime,
-    ) -> Result<Vec<u8>, String> {
+    fn verify_chain(&self, leaf: &X509Certificate, extra: &[Vec<u8>], at: OffsetDateTime) -> Result<Vec<u8>, String> {
         check_validity(leaf, at, "the signing certificate")?;
         let mut last_error = "no certificate authority in the trust root".to_string();
         for authority in self.authorities {
             if !authority.valid_at(at) {
-                last_error = format!(
-                    "the certificate authority {} was not valid at {at}",
-                    authority.uri
-                );
+                last_error = format!("the certificate authority {} was not valid at {at}", authority.uri);
                 continue;
             }
             match walk_to_root(leaf, authority, extra, at) {
@@ -180,8 +167,7 @@ fn matches(exact: Option<&str>, regexp: Option<&str>, values: &[String]) -> Resu
     }
     match regexp.filter(|r| !r.is_empty()) {
         Some(pattern) => {
-            let regex =
-                Regex::new(pattern).map_err(|e| format!("identity regexp {pattern:?}: {e}"))?;
+            let regex = Regex::new(pattern).map_err(|e| format!("identity regexp {pattern:?}: {e}"))?;
             Ok(values.iter().any(|v| regex.is_match(v)))
         }
         // Validation requires one of them; a policy without either matches nothing.
@@ -215,9 +201,8 @@ fn identity_of(leaf: &X509Certificate) -> Result<FoundIdentity, String> {
         return Err("the certificate has no subject alternative name to match".to_string());
     }
     Ok(FoundIdentity {
-        issuer: issuer_of(leaf).ok_or(
-            "the certificate has no Fulcio issuer extension (1.3.6.1.4.1.57264.1.8 or .1.1)",
-        )?,
+        issuer: issuer_of(leaf)
+            .ok_or("the certificate has no Fulcio issuer extension (1.3.6.1.4.1.57264.1.8 or .1.1)")?,
         subjects,
     })
 }
@@ -225,9 +210,7 @@ fn identity_of(leaf: &X509Certificate) -> Result<FoundIdentity, String> {
 fn issuer_of(leaf: &X509Certificate) -> Option<String> {
     let extension_value = |oid: &str| {
         let oid: Oid = oid.parse().ok()?;
-        leaf.iter_extensions()
-            .find(|e| e.oid == oid)
-            .map(|e| e.value)
+        leaf.iter_extensions().find(|e| e.oid == oid).map(|e| e.value)
     };
     if let Some(value) = extension_value(ISSUER_V2) {
         return der_utf8_string(value);
@@ -262,36 +245,24 @@ fn der_utf8_string(mut bytes: &[u8]) -> Option<String> {
 
 /// A Fulcio leaf: code signing, not a CA.
 fn check_leaf(leaf: &X509Certificate) -> Result<(), String> {
-    if leaf
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca)
-    {
+    if leaf.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca) {
         return Err("the signing certificate is a CA certificate, not a leaf".to_string());
     }
-    let code_signing: Oid = CODE_SIGNING
-        .parse()
-        .map_err(|_| "code-signing OID".to_string())?;
+    let code_signing: Oid = CODE_SIGNING.parse().map_err(|_| "code-signing OID".to_string())?;
     let has_code_signing = leaf
         .extended_key_usage()
         .ok()
         .flatten()
         .is_some_and(|eku| eku.value.code_signing || eku.value.other.contains(&code_signing));
     if !has_code_signing {
-        return Err(
-            "the signing certificate lacks the code-signing extended key usage".to_string(),
-        );
+        return Err("the signing certificate lacks the code-signing extended key usage".to_string());
     }
     Ok(())
 }
 
 fn check_validity(cert: &X509Certificate, at: OffsetDateTime, what: &str) -> Result<(), String> {
     let validity = cert.validity();
-    let (from, until) = (
-        validity.not_before.timestamp(),
-        validity.not_after.timestamp(),
-    );
+    let (from, until) = (validity.not_before.timestamp(), validity.not_after.timestamp());
     let at_seconds = at.unix_timestamp();
     if at_seconds < from || at_seconds > until {
         return Err(format!(
@@ -315,17 +286,14 @@ fn walk_to_root(
     let mut current_der = leaf.as_ref().to_vec();
     let mut issuer_of_leaf: Option<Vec<u8>> = None;
     for _ in 0..MAX_CHAIN {
-        let (_, current) = X509Certificate::from_der(&current_der)
-            .map_err(|e| format!("chain certificate: {e}"))?;
+        let (_, current) = X509Certificate::from_der(&current_der).map_err(|e| format!("chain certificate: {e}"))?;
         let issuer = pool
             .iter()
             .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| (*der, c)))
             .find(|(_, candidate)| {
                 candidate.subject() == current.issuer()
                     && is_ca(candidate)
-                    && current
-                        .verify_signature(Some(candidate.public_key()))
-                        .is_ok()
+                    && current.verify_signature(Some(candidate.public_key())).is_ok()
             });
         let Some((issuer_der, issuer)) = issuer else {
             return Err(format!(
@@ -350,10 +318,7 @@ fn walk_to_root(
 }
 
 fn is_ca(cert: &X509Certificate) -> bool {
-    cert.basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca)
+    cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca)
 }
 
 /// Every CERTIFICATE block of a PEM text, as DER.
@@ -374,8 +339,7 @@ pub fn authority_from_pem(text: &str) -> Result<CertificateAuthority, String> {
         return Err("ca-cert holds no certificate".to_string());
     }
     let is_self_signed = |der: &Vec<u8>| {
-        X509Certificate::from_der(der)
-            .is_ok_and(|(_, c)| c.subject() == c.issuer() && c.verify_signature(None).is_ok())
+        X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject() == c.issuer() && c.verify_signature(None).is_ok())
     };
     let root_index = certificates
         .iter()

@@ -57,10 +57,7 @@ pub enum KeyError {
     #[error("the public key is malformed: {0}")]
     Malformed(String),
     #[error("{hash:?} cannot be used with an {key} key")]
-    HashNotSupported {
-        key: &'static str,
-        hash: HashAlgorithm,
-    },
+    HashNotSupported { key: &'static str, hash: HashAlgorithm },
     #[error("the signature does not verify with this key")]
     BadSignature,
 }
@@ -103,8 +100,7 @@ impl PublicKey {
         } else if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(der) {
             KeyKind::P384(key)
         } else {
-            let info = spki::SubjectPublicKeyInfoRef::try_from(der)
-                .map_err(|e| KeyError::Malformed(e.to_string()))?;
+            let info = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(|e| KeyError::Malformed(e.to_string()))?;
             let bits = info.subject_public_key.raw_bytes().to_vec();
             match info.algorithm.oid.to_string().as_str() {
                 OID_RSA => KeyKind::Rsa(bits),
@@ -137,12 +133,7 @@ impl PublicKey {
     }
 
     /// Checks a DER (ECDSA) or raw (RSA, Ed25519) signature over `message`.
-    pub fn verify(
-        &self,
-        message: &[u8],
-        signature: &[u8],
-        hash: HashAlgorithm,
-    ) -> Result<(), KeyError> {
+    pub fn verify(&self, message: &[u8], signature: &[u8], hash: HashAlgorithm) -> Result<(), KeyError> {
         let ok = match &self.kind {
             KeyKind::P256(key) => p256::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|s| key.verify_prehash(&hash.digest(message), &s).is_ok()),
@@ -166,11 +157,7 @@ impl PublicKey {
                 .verify(message, signature)
                 .is_ok(),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(KeyError::BadSignature)
-        }
+        if ok { Ok(()) } else { Err(KeyError::BadSignature) }
     }
 }
 
@@ -187,8 +174,8 @@ mod tests {
     fn p256_spki(raw_point: &[u8]) -> Vec<u8> {
         // SEQUENCE { SEQUENCE { ecPublicKey, prime256v1 }, BIT STRING point }
         let mut der = vec![
-            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
-            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
         ];
         der.extend_from_slice(raw_point);
         der
@@ -209,15 +196,11 @@ mod tests {
             HashAlgorithm::Sha512,
         ];
         for hash in hashes {
-            let signature: p256::ecdsa::Signature =
-                signing.sign_prehash(&hash.digest(b"payload")).unwrap();
+            let signature: p256::ecdsa::Signature = signing.sign_prehash(&hash.digest(b"payload")).unwrap();
             let der_signature = signature.to_der();
             let bytes = der_signature.as_bytes();
             assert_eq!(key.verify(b"payload", bytes, hash), Ok(()), "{hash:?}");
-            assert_eq!(
-                key.verify(b"tampered", bytes, hash),
-                Err(KeyError::BadSignature)
-            );
+            assert_eq!(key.verify(b"tampered", bytes, hash), Err(KeyError::BadSignature));
             for other in hashes.iter().filter(|h| **h != hash) {
                 assert_eq!(
                     key.verify(b"payload", bytes, *other),
@@ -276,10 +259,7 @@ mod tests {
             let mut signature = vec![0; rsa.public_modulus_len()];
             rsa.sign(padding, &rng, b"payload", &mut signature).unwrap();
             assert_eq!(key.verify(b"payload", &signature, hash), Ok(()), "{hash:?}");
-            assert_eq!(
-                key.verify(b"other", &signature, hash),
-                Err(KeyError::BadSignature)
-            );
+            assert_eq!(key.verify(b"other", &signature, hash), Err(KeyError::BadSignature));
         }
         assert!(matches!(
             key.verify(b"payload", b"x", HashAlgorithm::Sha224),
@@ -292,9 +272,7 @@ mod tests {
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let mut der = vec![
-            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-        ];
+        let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         der.extend_from_slice(pair.public_key().as_ref());
         let key = PublicKey::from_spki_der(&der).unwrap();
         assert_eq!(key.kind_name(), "Ed25519");
@@ -311,28 +289,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_public_key() {
-        assert!(matches!(
-            PublicKey::from_pem("hello"),
-            Err(KeyError::NotPem(_))
-        ));
+        assert!(matches!(PublicKey::from_pem("hello"), Err(KeyError::NotPem(_))));
         let cert = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1, 2, 3]));
-        assert!(matches!(
-            PublicKey::from_pem(&cert),
-            Err(KeyError::WrongPemLabel(_))
-        ));
+        assert!(matches!(PublicKey::from_pem(&cert), Err(KeyError::WrongPemLabel(_))));
         let junk = pem::encode(&pem::Pem::new("PUBLIC KEY", vec![1, 2, 3]));
-        assert!(matches!(
-            PublicKey::from_pem(&junk),
-            Err(KeyError::Malformed(_))
-        ));
+        assert!(matches!(PublicKey::from_pem(&junk), Err(KeyError::Malformed(_))));
     }
 
     #[test]
     fn hash_names() {
-        assert_eq!(
-            HashAlgorithm::from_name("sha384"),
-            Some(HashAlgorithm::Sha384)
-        );
+        assert_eq!(HashAlgorithm::from_name("sha384"), Some(HashAlgorithm::Sha384));
         assert_eq!(HashAlgorithm::from_name(""), Some(HashAlgorithm::Sha256));
         assert_eq!(HashAlgorithm::from_name("shaINVALID"), None);
     }

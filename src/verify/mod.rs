@@ -108,11 +108,7 @@ impl RegistryVerifier {
         if let (Some(cluster), Some(namespace)) = (&self.cluster, context.namespace.as_deref()) {
             let mut names = context.image_pull_secrets.clone();
             let account = context.service_account.as_deref().unwrap_or("default");
-            names.extend(
-                cluster
-                    .service_account_pull_secrets(namespace, account)
-                    .await,
-            );
+            names.extend(cluster.service_account_pull_secrets(namespace, account).await);
             keychain.extend(cluster.keychain(namespace, &names).await);
         }
         keychain.extend(self.keychain.clone());
@@ -121,17 +117,11 @@ impl RegistryVerifier {
 
     /// Credentials for a signature location: `signaturePullSecrets` (in signet's namespace)
     /// when the source names them, else the pod's.
-    async fn signature_credentials(
-        &self,
-        location: &Location,
-        context: &RequestContext,
-    ) -> Credentials {
+    async fn signature_credentials(&self, location: &Location, context: &RequestContext) -> Credentials {
         let registry = &location.signatures.registry;
         match (&self.cluster, location.pull_secrets.is_empty()) {
             (Some(cluster), false) => {
-                let mut keychain = cluster
-                    .keychain(cluster.namespace(), &location.pull_secrets)
-                    .await;
+                let mut keychain = cluster.keychain(cluster.namespace(), &location.pull_secrets).await;
                 keychain.extend(self.keychain.clone());
                 keychain.for_registry(registry)
             }
@@ -156,12 +146,7 @@ impl RegistryVerifier {
                     .map(Arc::new)
             })
             .await
-            .map_err(|e: Arc<FetchError>| {
-                format!(
-                    "cannot fetch signatures from {}: {e}",
-                    signatures.describe(digest)
-                )
-            })
+            .map_err(|e: Arc<FetchError>| format!("cannot fetch signatures from {}: {e}", signatures.describe(digest)))
     }
 
     /// The public key of a `key` authority: inline, or from a Secret in signet's namespace.
@@ -179,10 +164,7 @@ impl RegistryVerifier {
             return PublicKey::from_pem(&pem).map_err(|e| format!("key.secretRef {name:?}: {e}"));
         }
         if let Some(kms) = key_ref.kms.as_deref() {
-            let scheme = KMS_SCHEMES
-                .iter()
-                .find(|s| kms.starts_with(**s))
-                .unwrap_or(&"kms");
+            let scheme = KMS_SCHEMES.iter().find(|s| kms.starts_with(**s)).unwrap_or(&"kms");
             return Err(format!(
                 "KMS not available: signet cannot reach {scheme} keys; put the public key in key.data"
             ));
@@ -194,13 +176,27 @@ impl RegistryVerifier {
         let spec = &check.authority.spec;
         let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
             (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
-            (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless).await?,
+            (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless, check).await?,
             _ => return Err("this authority has nothing to verify".to_string()),
         };
         self.verify_signatures(check, &checker).await
     }
 
     /// How a `key` authority checks a signature: its key and hash.
+    /// The trust root an authority names (`trustRootRef`), else signet's own.
+    fn trust_for(&self, reference: Option<&str>, check: &AuthorityCheck<'_>) -> Result<Arc<TrustRoot>, String> {
+        match reference.filter(|r| !r.is_empty()) {
+            None => Ok(self.trust.clone()),
+            Some(name) => {
+                let spec = check
+                    .trust_roots
+                    .get(name)
+                    .ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot"))?;
+                TrustRoot::from_spec(name, spec).map(Arc::new)
+            }
+        }
+    }
+
     async fn key_checker(&self, key_ref: &KeyRef) -> Result<Checker, String> {
         let key = self.public_key(key_ref).await?;
         let hash_name = key_ref.hash_algorithm.as_deref().unwrap_or_default();
@@ -211,24 +207,14 @@ impl RegistryVerifier {
 
     /// How a `keyless` authority checks a signature: identities and CAs (the policy's
     /// `ca-cert`, else the trust root's Fulcio CAs).
-    async fn keyless_checker(&self, keyless: &KeylessRef) -> Result<Checker, String> {
-        if keyless
-            .trust_root_ref
-            .as_deref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return Err(
-                "keyless.trustRootRef is not supported yet; use --trust-root or ca-cert"
-                    .to_string(),
-            );
-        }
+    async fn keyless_checker(&self, keyless: &KeylessRef, check: &AuthorityCheck<'_>) -> Result<Checker, String> {
+        let trust = self.trust_for(keyless.trust_root_ref.as_deref(), check)?;
         let authorities = match &keyless.ca_cert {
-            Some(ca_cert) => vec![keyless::authority_from_pem(
-                &self.ca_cert_pem(ca_cert).await?,
-            )?],
-            None => self.trust.certificate_authorities.clone(),
+            Some(ca_cert) => vec![keyless::authority_from_pem(&self.ca_cert_pem(ca_cert).await?)?],
+            None => trust.certificate_authorities.clone(),
         };
         Ok(Checker::Keyless {
+            trust,
             identities: keyless.identities.clone(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
             authorities,
@@ -245,29 +231,18 @@ impl RegistryVerifier {
                     .key_from_secret(secret.name.as_deref().unwrap_or_default())
                     .await
             }
-            (Some(_), None) => Err(
-                "ca-cert.secretRef needs cluster access; put the PEM in ca-cert.data".to_string(),
-            ),
+            (Some(_), None) => Err("ca-cert.secretRef needs cluster access; put the PEM in ca-cert.data".to_string()),
             (None, _) => Err("ca-cert names no certificate".to_string()),
         }
     }
 
-    async fn verify_signatures(
-        &self,
-        check: &AuthorityCheck<'_>,
-        checker: &Checker,
-    ) -> Result<String, String> {
+    async fn verify_signatures(&self, check: &AuthorityCheck<'_>, checker: &Checker) -> Result<String, String> {
         let mut failures = Vec::new();
         for location in signature_locations(check.image, &check.authority.spec) {
-            let layers = self
-                .signatures(&location, check.digest, check.context)
-                .await?;
+            let layers = self.signatures(&location, check.digest, check.context).await?;
             let location = &location.signatures;
             if layers.is_empty() {
-                failures.push(format!(
-                    "no signatures found at {}",
-                    location.describe(check.digest)
-                ));
+                failures.push(format!("no signatures found at {}", location.describe(check.digest)));
                 continue;
             }
             for (index, layer) in layers.iter().enumerate() {
@@ -279,11 +254,7 @@ impl RegistryVerifier {
                             location.describe(check.digest)
                         ));
                     }
-                    Err(why) => failures.push(format!(
-                        "signature {} of {}: {why}",
-                        index + 1,
-                        layers.len()
-                    )),
+                    Err(why) => failures.push(format!("signature {} of {}: {why}", index + 1, layers.len())),
                 }
             }
         }
@@ -307,16 +278,16 @@ impl RegistryVerifier {
                 key.verify(&layer.payload, signature, *hash)
                     .map_err(|_| format!("not signed by key {} ({hash:?})", key.fingerprint()))?;
                 let logged = match &check.authority.spec.ctlog {
-                    Some(_) => self.logged_with_key(layer, signature, key)?,
+                    Some(ctlog) => {
+                        let trust = self.trust_for(ctlog.trust_root_ref.as_deref(), check)?;
+                        logged_with_key(layer, signature, key, &trust)?
+                    }
                     None => String::new(),
                 };
-                format!(
-                    "verified with {} key {}{logged}",
-                    key.kind_name(),
-                    key.fingerprint()
-                )
+                format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint())
             }
             Checker::Keyless {
+                trust,
                 identities,
                 ignore_sct,
                 authorities,
@@ -325,7 +296,7 @@ impl RegistryVerifier {
                     identities,
                     ignore_sct: *ignore_sct,
                     authorities,
-                    trust: &self.trust,
+                    trust,
                 };
                 let verified = requirements.check(layer, signature)?;
                 format!(
@@ -339,37 +310,37 @@ impl RegistryVerifier {
         check_claims(layer, check.digest, &check.authority.spec)?;
         Ok(detail)
     }
+}
 
-    /// With `ctlog`, a keyed signature must be in the transparency log, under this key.
-    fn logged_with_key(
-        &self,
-        layer: &SignatureLayer,
-        signature: &[u8],
-        key: &PublicKey,
-    ) -> Result<String, String> {
-        let bundle = layer
-            .bundle_json
-            .as_deref()
-            .ok_or("the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle")?;
-        let expected = EntryExpectation {
-            payload: &layer.payload,
-            signature,
-        };
-        let entry = verify_bundle(bundle, &self.trust, &expected)?;
-        let logged_key = PublicKey::from_pem(&entry.public_key_pem)
-            .map_err(|e| format!("the Rekor entry's public key is unusable: {e}"))?;
-        if logged_key.spki_der() != key.spki_der() {
-            return Err(format!(
-                "the Rekor entry records key {}, not the policy's key {}",
-                logged_key.fingerprint(),
-                key.fingerprint()
-            ));
-        }
-        Ok(format!(
-            ", logged in {} at index {} ({})",
-            entry.log_url, entry.log_index, entry.integrated_time
-        ))
+/// With `ctlog`, a keyed signature must be in the transparency log, under this key.
+fn logged_with_key(
+    layer: &SignatureLayer,
+    signature: &[u8],
+    key: &PublicKey,
+    trust: &TrustRoot,
+) -> Result<String, String> {
+    let bundle = layer
+        .bundle_json
+        .as_deref()
+        .ok_or("the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle")?;
+    let expected = EntryExpectation {
+        payload: &layer.payload,
+        signature,
+    };
+    let entry = verify_bundle(bundle, trust, &expected)?;
+    let logged_key = PublicKey::from_pem(&entry.public_key_pem)
+        .map_err(|e| format!("the Rekor entry's public key is unusable: {e}"))?;
+    if logged_key.spki_der() != key.spki_der() {
+        return Err(format!(
+            "the Rekor entry records key {}, not the policy's key {}",
+            logged_key.fingerprint(),
+            key.fingerprint()
+        ));
     }
+    Ok(format!(
+        ", logged in {} at index {} ({})",
+        entry.log_url, entry.log_index, entry.integrated_time
+    ))
 }
 
 /// How an authority checks signatures, prepared once per check.
@@ -379,6 +350,7 @@ enum Checker {
         hash: HashAlgorithm,
     },
     Keyless {
+        trust: Arc<TrustRoot>,
         identities: Vec<Identity>,
         ignore_sct: bool,
         authorities: Vec<CertificateAuthority>,
@@ -403,9 +375,7 @@ fn check_claims(layer: &SignatureLayer, digest: &str, authority: &Authority) -> 
                 ));
             }
             None => {
-                return Err(format!(
-                    "annotation {name:?} is missing, the policy requires {value:?}"
-                ));
+                return Err(format!("annotation {name:?} is missing, the policy requires {value:?}"));
             }
         }
     }
@@ -421,14 +391,18 @@ impl Verifier for RegistryVerifier {
         context: &'a RequestContext,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let key = format!("{}:{}", image.name(), image.registry_reference());
+            // Keyed by the credentials too: a pod without access to a private image must not
+            // learn its digest from another pod's lookup.
+            let credentials = self.pod_keychain(context).await.for_registry(image.registry());
+            let key = format!(
+                "{}:{}|{}",
+                image.name(),
+                image.registry_reference(),
+                credentials.identity()
+            );
             let digest = self
                 .digests
                 .try_get_with(key, async {
-                    let credentials = self
-                        .pod_keychain(context)
-                        .await
-                        .for_registry(image.registry());
                     self.registry
                         .resolve_digest(
                             image.registry(),
@@ -456,9 +430,7 @@ impl Verifier for RegistryVerifier {
             // (image, digest, authority) share one verification. Failures are recomputed.
             let verified = self
                 .verified
-                .try_get_with(key, async {
-                    self.verify_uncached(&check).await.map(Arc::new)
-                })
+                .try_get_with(key, async { self.verify_uncached(&check).await.map(Arc::new) })
                 .await
                 .map_err(|e| e.as_ref().clone())?;
             Ok(verified.as_ref().clone())
@@ -491,24 +463,17 @@ fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Location>
         .iter()
         .map(|source| {
             let tag_prefix = source.tag_prefix.clone().unwrap_or_default();
-            let repository = source
-                .oci
-                .as_deref()
-                .filter(|o| !o.is_empty())
-                .and_then(|oci| {
-                    // A repository reference: parse it as an image to normalise the registry.
-                    ImageRef::parse(oci).ok()
-                });
+            let repository = source.oci.as_deref().filter(|o| !o.is_empty()).and_then(|oci| {
+                // A repository reference: parse it as an image to normalise the registry.
+                ImageRef::parse(oci).ok()
+            });
             let signatures = match repository {
                 Some(repo) => SignatureLocation {
                     registry: repo.registry().to_string(),
                     repository: repo.repository().to_string(),
                     tag_prefix,
                 },
-                None => SignatureLocation {
-                    tag_prefix,
-                    ..own()
-                },
+                None => SignatureLocation { tag_prefix, ..own() },
             };
             let pull_secrets = source
                 .signature_pull_secrets

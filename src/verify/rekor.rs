@@ -51,13 +51,9 @@ pub struct EntryExpectation<'a> {
 }
 
 /// Verifies a bundle annotation against `trust` and `expected`.
-pub fn verify_bundle(
-    bundle_json: &str,
-    trust: &TrustRoot,
-    expected: &EntryExpectation,
-) -> Result<LoggedEntry, String> {
-    let bundle: CosignBundle = serde_json::from_str(bundle_json)
-        .map_err(|e| format!("the Rekor bundle is malformed: {e}"))?;
+pub fn verify_bundle(bundle_json: &str, trust: &TrustRoot, expected: &EntryExpectation) -> Result<LoggedEntry, String> {
+    let bundle: CosignBundle =
+        serde_json::from_str(bundle_json).map_err(|e| format!("the Rekor bundle is malformed: {e}"))?;
     let payload = &bundle.payload;
     let log = trust.tlog(&payload.log_id).ok_or_else(|| {
         format!(
@@ -65,13 +61,12 @@ pub fn verify_bundle(
             payload.log_id
         )
     })?;
-    let integrated_time =
-        OffsetDateTime::from_unix_timestamp(payload.integrated_time).map_err(|_| {
-            format!(
-                "the Rekor bundle's integratedTime {} is out of range",
-                payload.integrated_time
-            )
-        })?;
+    let integrated_time = OffsetDateTime::from_unix_timestamp(payload.integrated_time).map_err(|_| {
+        format!(
+            "the Rekor bundle's integratedTime {} is out of range",
+            payload.integrated_time
+        )
+    })?;
     if !log.valid_at(integrated_time) {
         return Err(format!(
             "the Rekor log {} was not valid at the entry's integratedTime {integrated_time}",

@@ -14,9 +14,7 @@ use super::keys::HashAlgorithm;
 use super::trust::TrustRoot;
 
 /// DER of OID 1.3.6.1.4.1.11129.2.4.2 (embedded SCT list), tag and length included.
-const SCT_LIST_OID: &[u8] = &[
-    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02,
-];
+const SCT_LIST_OID: &[u8] = &[0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02];
 
 /// Checks that at least one embedded SCT verifies with a CT log of the trust root; returns
 /// the log's URL.
@@ -41,13 +39,9 @@ pub fn verify_embedded_sct(
             continue;
         };
         let millis = i128::from(sct.timestamp) * 1_000_000;
-        let logged_at =
-            OffsetDateTime::from_unix_timestamp_nanos(millis).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let logged_at = OffsetDateTime::from_unix_timestamp_nanos(millis).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         if !log.valid_at(logged_at) {
-            failures.push(format!(
-                "an SCT from {} outside the log's validity",
-                log.base_url
-            ));
+            failures.push(format!("an SCT from {} outside the log's validity", log.base_url));
             continue;
         }
         let mut signed = vec![sct.version.0, 0];
@@ -59,15 +53,9 @@ pub fn verify_embedded_sct(
         let extensions: &[u8] = sct.extensions.0;
         signed.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
         signed.extend_from_slice(extensions);
-        match log
-            .key
-            .verify(&signed, sct.signature.data, HashAlgorithm::Sha256)
-        {
+        match log.key.verify(&signed, sct.signature.data, HashAlgorithm::Sha256) {
             Ok(()) => return Ok(log.base_url.clone()),
-            Err(_) => failures.push(format!(
-                "an SCT from {} whose signature does not verify",
-                log.base_url
-            )),
+            Err(_) => failures.push(format!("an SCT from {} whose signature does not verify", log.base_url)),
         }
     }
     Err(format!("no embedded SCT verifies: {}", failures.join("; ")))
@@ -98,9 +86,7 @@ fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
         if count == 0 || count > 4 || rest.len() < count {
             return Err(malformed());
         }
-        let length = rest[..count]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let length = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (length, &rest[count..])
     };
     if rest.len() < length {
@@ -131,11 +117,7 @@ fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     if length < 0x80 {
         out.push(length as u8);
     } else {
-        let bytes: Vec<u8> = length
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
+        let bytes: Vec<u8> = length.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend_from_slice(&bytes);
     }
@@ -193,11 +175,7 @@ mod tests {
         let stripped = remove_extension(&tbs, SCT_LIST_OID).unwrap();
         let expected = encode(
             0x30,
-            &[
-                encode(0x02, &[1]),
-                encode(0xa3, &encode(0x30, &ext(&other_oid, b"ku"))),
-            ]
-            .concat(),
+            &[encode(0x02, &[1]), encode(0xa3, &encode(0x30, &ext(&other_oid, b"ku")))].concat(),
         );
         assert_eq!(stripped, expected);
     }

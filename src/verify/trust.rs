@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::keys::PublicKey;
+use crate::api::trustroot::{TrustRootSpec, decode_base64};
 
 /// The Sigstore public-good instance's trust root, shipped inside the binary.
-pub const PUBLIC_GOOD_TRUSTED_ROOT: &str =
-    include_str!("../../trust/public-good-trusted_root.json");
+pub const PUBLIC_GOOD_TRUSTED_ROOT: &str = include_str!("../../trust/public-good-trusted_root.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustRootError {
@@ -39,8 +39,7 @@ pub struct LogKey {
 impl LogKey {
     /// Whether the key was valid at `time`.
     pub fn valid_at(&self, time: OffsetDateTime) -> bool {
-        self.valid_from.is_none_or(|start| time >= start)
-            && self.valid_until.is_none_or(|end| time <= end)
+        self.valid_from.is_none_or(|start| time >= start) && self.valid_until.is_none_or(|end| time <= end)
     }
 }
 
@@ -55,8 +54,7 @@ pub struct CertificateAuthority {
 
 impl CertificateAuthority {
     pub fn valid_at(&self, time: OffsetDateTime) -> bool {
-        self.valid_from.is_none_or(|start| time >= start)
-            && self.valid_until.is_none_or(|end| time <= end)
+        self.valid_from.is_none_or(|start| time >= start) && self.valid_until.is_none_or(|end| time <= end)
     }
 }
 
@@ -122,6 +120,63 @@ struct ValidForJson {
 }
 
 impl TrustRoot {
+    /// A `TrustRoot` resource's `sigstoreKeys` (bring your own CAs and logs). TUF-based
+    /// roots (`repository`, `remote`) are answered with a clear error until supported.
+    pub fn from_spec(name: &str, spec: &TrustRootSpec) -> Result<Self, String> {
+        let Some(keys) = &spec.sigstore_keys else {
+            let kind = if spec.repository.is_some() {
+                "repository"
+            } else {
+                "remote"
+            };
+            return Err(format!(
+                "TrustRoot {name:?} uses a TUF {kind}, which signet does not support yet; use sigstoreKeys"
+            ));
+        };
+        let pem_text = |field: &Option<String>, what: &str| -> Result<String, String> {
+            let encoded = field
+                .as_deref()
+                .ok_or_else(|| format!("TrustRoot {name:?}: {what} is missing"))?;
+            let bytes = decode_base64(encoded).map_err(|e| format!("TrustRoot {name:?}: {what} is not base64: {e}"))?;
+            String::from_utf8(bytes).map_err(|_| format!("TrustRoot {name:?}: {what} is not PEM text"))
+        };
+        let log = |log: &crate::api::trustroot::TransparencyLogInstance, what: &str| -> Result<LogKey, String> {
+            let pem_key = pem_text(&log.public_key, &format!("{what}.publicKey"))?;
+            let key =
+                PublicKey::from_pem(&pem_key).map_err(|e| format!("TrustRoot {name:?}: {what}.publicKey: {e}"))?;
+            Ok(LogKey {
+                base_url: log.base_url.clone().unwrap_or_default(),
+                log_id: format!("{:x}", sha2::Sha256::digest(key.spki_der())),
+                key,
+                valid_from: None,
+                valid_until: None,
+            })
+        };
+        let logs = |list: &[crate::api::trustroot::TransparencyLogInstance], what: &str| {
+            list.iter()
+                .enumerate()
+                .map(|(i, l)| log(l, &format!("{what}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let certificate_authorities = keys
+            .certificate_authorities
+            .iter()
+            .enumerate()
+            .map(|(i, ca)| {
+                let chain = pem_text(&ca.cert_chain, &format!("certificateAuthorities[{i}].certChain"))?;
+                let mut authority = super::keyless::authority_from_pem(&chain)
+                    .map_err(|e| format!("TrustRoot {name:?}: certificateAuthorities[{i}]: {e}"))?;
+                authority.uri = ca.uri.clone().unwrap_or_default();
+                Ok(authority)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(TrustRoot {
+            tlogs: logs(&keys.t_logs, "tLogs")?,
+            ctlogs: logs(&keys.ct_logs, "ctLogs")?,
+            certificate_authorities,
+        })
+    }
+
     pub fn public_good() -> Result<Self, TrustRootError> {
         Self::from_json(PUBLIC_GOOD_TRUSTED_ROOT.as_bytes())
     }
@@ -156,9 +211,7 @@ impl TrustRoot {
 
     /// The transparency log whose `logID` is `log_id` (hex).
     pub fn tlog(&self, log_id: &str) -> Option<&LogKey> {
-        self.tlogs
-            .iter()
-            .find(|log| log.log_id.eq_ignore_ascii_case(log_id))
+        self.tlogs.iter().find(|log| log.log_id.eq_ignore_ascii_case(log_id))
     }
 }
 
@@ -208,15 +261,10 @@ fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
         .map_err(|e| invalid(format!("publicKey.rawBytes: {e}")))?;
     let key = PublicKey::from_spki_der(&der).map_err(|e| invalid(format!("publicKey: {e}")))?;
     let time = |text: Option<String>| -> Result<Option<OffsetDateTime>, TrustRootError> {
-        text.map(|t| {
-            OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| invalid(format!("validFor {t:?}: {e}")))
-        })
-        .transpose()
+        text.map(|t| OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| invalid(format!("validFor {t:?}: {e}"))))
+            .transpose()
     };
-    let (start, end) = log
-        .public_key
-        .valid_for
-        .map_or((None, None), |v| (v.start, v.end));
+    let (start, end) = log.public_key.valid_for.map_or((None, None), |v| (v.start, v.end));
     Ok(LogKey {
         base_url: log.base_url,
         log_id: format!("{:x}", sha2::Sha256::digest(&der)),

@@ -141,10 +141,7 @@ impl Signet {
         let response = reqwest::get(format!("{}{path}", self.admin))
             .await
             .expect("admin answers");
-        (
-            response.status().as_u16(),
-            response.text().await.unwrap_or_default(),
-        )
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
     }
 
     pub fn logs(&self) -> String {
@@ -164,10 +161,7 @@ impl Signet {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "signet did not stop after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "signet did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -208,12 +202,7 @@ async fn wait_for(url: &str, log: &Path) {
 }
 
 /// An AdmissionReview for `object` of `resource` (`group`, `version`, `resource`, `kind`).
-pub fn review_for(
-    uid: &str,
-    resource: (&str, &str, &str, &str),
-    operation: &str,
-    object: Value,
-) -> Value {
+pub fn review_for(uid: &str, resource: (&str, &str, &str, &str), operation: &str, object: Value) -> Value {
     let (group, version, plural, kind) = resource;
     json!({
         "apiVersion": "admission.k8s.io/v1",

@@ -84,8 +84,7 @@ pub struct SignOptions<'a> {
 fn client(reg: &Registry) -> reqwest::Client {
     let mut builder = reqwest::Client::builder();
     if reg.is_tls() {
-        builder =
-            builder.tls_certs_only([reqwest::Certificate::from_pem(reg.ca_pem()).expect("CA")]);
+        builder = builder.tls_certs_only([reqwest::Certificate::from_pem(reg.ca_pem()).expect("CA")]);
     }
     builder.build().expect("client")
 }
@@ -105,50 +104,30 @@ pub fn sha256(bytes: &[u8]) -> String {
 pub async fn push_blob(reg: &Registry, repo: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
     let http = client(reg);
-    let start = authorised(
-        reg,
-        http.post(format!("{}/v2/{repo}/blobs/uploads/", reg.url())),
-    )
-    .send()
-    .await
-    .expect("start upload");
-    assert_eq!(
-        start.status().as_u16(),
-        202,
-        "start upload: {:?}",
-        start.text().await
-    );
-    let location = start.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let start = authorised(reg, http.post(format!("{}/v2/{repo}/blobs/uploads/", reg.url())))
+        .send()
+        .await
+        .expect("start upload");
+    assert_eq!(start.status().as_u16(), 202, "start upload: {:?}", start.text().await);
+    let location = start.headers()["location"].to_str().expect("location").to_string();
     let location = if location.starts_with("http") {
         location
     } else {
         format!("{}{location}", reg.url())
     };
     let separator = if location.contains('?') { '&' } else { '?' };
-    let put = authorised(
-        reg,
-        http.put(format!("{location}{separator}digest={digest}")),
-    )
-    .header("content-type", "application/octet-stream")
-    .body(bytes.to_vec())
-    .send()
-    .await
-    .expect("upload");
+    let put = authorised(reg, http.put(format!("{location}{separator}digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload");
     assert_eq!(put.status().as_u16(), 201, "upload: {:?}", put.text().await);
     digest
 }
 
 /// Pushes a manifest under `reference` and returns its digest.
-pub async fn put_manifest(
-    reg: &Registry,
-    repo: &str,
-    reference: &str,
-    media_type: &str,
-    bytes: &[u8],
-) -> String {
+pub async fn put_manifest(reg: &Registry, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
     let response = authorised(
         reg,
         client(reg).put(format!("{}/v2/{repo}/manifests/{reference}", reg.url())),
@@ -190,20 +169,11 @@ pub async fn delete_manifest(reg: &Registry, repo: &str, digest: &str) {
     .send()
     .await
     .expect("delete manifest");
-    assert_eq!(
-        response.status().as_u16(),
-        202,
-        "delete: {:?}",
-        response.text().await
-    );
+    assert_eq!(response.status().as_u16(), 202, "delete: {:?}", response.text().await);
 }
 
 /// The simple-signing payload cosign writes for `digest`.
-pub fn payload(
-    docker_reference: &str,
-    digest: &str,
-    annotations: &BTreeMap<String, String>,
-) -> Vec<u8> {
+pub fn payload(docker_reference: &str, digest: &str, annotations: &BTreeMap<String, String>) -> Vec<u8> {
     let optional = if annotations.is_empty() {
         Value::Null
     } else {
@@ -222,19 +192,9 @@ pub fn payload(
 }
 
 /// Signs `digest` and stores the signature in `sig_repo` (cosign's tag layout).
-pub async fn sign_image(
-    reg: &Registry,
-    sig_repo: &str,
-    digest: &str,
-    key: &TestKey,
-    options: &SignOptions<'_>,
-) {
+pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &TestKey, options: &SignOptions<'_>) {
     let claimed = options.payload_digest.as_deref().unwrap_or(digest);
-    let mut body = payload(
-        &format!("{}/{sig_repo}", reg.host()),
-        claimed,
-        &options.annotations,
-    );
+    let mut body = payload(&format!("{}/{sig_repo}", reg.host()), claimed, &options.annotations);
     let signature = key.sign(&body);
     if options.tamper {
         body = payload(
@@ -244,10 +204,7 @@ pub async fn sign_image(
         );
     }
     let signature_b64 = base64::engine::general_purpose::STANDARD.encode(&signature);
-    let mut annotations = BTreeMap::from([(
-        "dev.cosignproject.cosign/signature".to_string(),
-        signature_b64.clone(),
-    )]);
+    let mut annotations = BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), signature_b64.clone())]);
     if let Some(rekor) = options.rekor {
         let recorded_key = options.rekor_records_key.unwrap_or(key);
         let recorded_signature = if options.rekor_other_signature {
@@ -257,12 +214,7 @@ pub async fn sign_image(
         };
         annotations.insert(
             "dev.sigstore.cosign/bundle".to_string(),
-            rekor_bundle(
-                rekor,
-                &body,
-                &recorded_signature,
-                &recorded_key.public_pem(),
-            ),
+            rekor_bundle(rekor, &body, &recorded_signature, &recorded_key.public_pem()),
         );
     }
     let layer_digest = push_blob(reg, sig_repo, &body).await;
@@ -298,12 +250,7 @@ pub async fn sign_image(
 
 /// A cosign bundle annotation: a hashedrekord entry for (payload, signature, key) with a SET
 /// signed by `rekor`.
-pub fn rekor_bundle(
-    rekor: &TestKey,
-    payload: &[u8],
-    signature_b64: &str,
-    public_pem: &str,
-) -> String {
+pub fn rekor_bundle(rekor: &TestKey, payload: &[u8], signature_b64: &str, public_pem: &str) -> String {
     let entry = json!({
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -318,7 +265,8 @@ pub fn rekor_bundle(
         .expect("clock")
         .as_secs();
     // serde_json's map is sorted, so this is the canonical form Rekor signs.
-    let bundle_payload = json!({"body": body, "integratedTime": integrated_time, "logID": rekor.log_id(), "logIndex": 7});
+    let bundle_payload =
+        json!({"body": body, "integratedTime": integrated_time, "logID": rekor.log_id(), "logIndex": 7});
     let set = rekor.sign(bundle_payload.to_string().as_bytes());
     json!({
         "SignedEntryTimestamp": base64::engine::general_purpose::STANDARD.encode(set),
@@ -329,8 +277,7 @@ pub fn rekor_bundle(
 
 /// A `trusted_root.json` whose only transparency log is `rekor`.
 pub fn trusted_root_json(rekor: &TestKey) -> String {
-    let key_id =
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(rekor.spki_der()));
+    let key_id = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(rekor.spki_der()));
     json!({
         "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
         "tlogs": [{
@@ -359,19 +306,12 @@ pub fn python_keypair(dir: &Path, name: &str) -> Option<(std::path::PathBuf, Str
         .arg(tool)
         .arg(&prefix)
         .env("COSIGN_PASSWORD", "testpw"));
-    let public =
-        std::fs::read_to_string(prefix.with_extension("pub")).expect("cosign .pub written");
+    let public = std::fs::read_to_string(prefix.with_extension("pub")).expect("cosign .pub written");
     Some((prefix.with_extension("key"), public))
 }
 
 /// Signs `repo:tag` (or `--digest`) with `../shared/tools/cosign_sign.py`.
-pub fn python_sign(
-    reg: &Registry,
-    repo: &str,
-    target: &str,
-    key: &Path,
-    extra: &[&str],
-) -> Option<Value> {
+pub fn python_sign(reg: &Registry, repo: &str, target: &str, key: &Path, extra: &[&str]) -> Option<Value> {
     let tool = shared_tool("cosign_sign.py")?;
     let mut command = Command::new(python());
     command
@@ -388,8 +328,5 @@ pub fn python_sign(
         command.args(["--user", user, "--pass", pass]);
     }
     let output = run(command.args(extra));
-    Some(
-        serde_json::from_str(output.trim().lines().last().unwrap_or("{}"))
-            .expect("cosign_sign.py prints JSON"),
-    )
+    Some(serde_json::from_str(output.trim().lines().last().unwrap_or("{}")).expect("cosign_sign.py prints JSON"))
 }

@@ -32,11 +32,7 @@ pub fn have_tool(name: &str) -> bool {
 /// True when every registry tool is installed; otherwise skips (or fails under CI).
 /// Use as `if !support::require_tools() { return; }`.
 pub fn require_tools() -> bool {
-    let missing: Vec<&str> = REGISTRY_TOOLS
-        .iter()
-        .copied()
-        .filter(|t| !have_tool(t))
-        .collect();
+    let missing: Vec<&str> = REGISTRY_TOOLS.iter().copied().filter(|t| !have_tool(t)).collect();
     if missing.is_empty() {
         return true;
     }
@@ -48,16 +44,13 @@ fn manifest_dir() -> PathBuf {
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// `$SIGNET_FIXTURES`, else `../shared/fixtures` next to the crate; None (after printing
 /// why) when absent, a panic under CI.
 pub fn fixtures_dir() -> Option<PathBuf> {
-    let dir =
-        env_path("SIGNET_FIXTURES").unwrap_or_else(|| manifest_dir().join("../shared/fixtures"));
+    let dir = env_path("SIGNET_FIXTURES").unwrap_or_else(|| manifest_dir().join("../shared/fixtures"));
     if dir.is_dir() {
         return Some(dir);
     }
@@ -87,8 +80,7 @@ pub fn python() -> PathBuf {
     if let Some(p) = env_path("SIGNET_PYTHON") {
         return p;
     }
-    let tools = env_path("SIGNET_TOOLS")
-        .or_else(|| env_path("HOME").map(|h| h.join(".cache/signet-tools")));
+    let tools = env_path("SIGNET_TOOLS").or_else(|| env_path("HOME").map(|h| h.join(".cache/signet-tools")));
     tools
         .map(|t| t.join("venv/bin/python"))
         .filter(|p| p.is_file())
@@ -98,9 +90,7 @@ pub fn python() -> PathBuf {
 /// Runs a command, panicking with its output when it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
     let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
     assert!(
         out.status.success(),
         "{shown} failed ({}):\nstdout: {}\nstderr: {}",

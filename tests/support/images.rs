@@ -25,28 +25,18 @@ pub fn build_multiarch_index(reg: &Registry, repo: &str, tag: &str) -> (String, 
     run_in(dir, "umoci", &["init", "--layout", "oci"]);
     let amd64 = make_image(dir, "amd64", &format!("{repo}:{tag} amd64"), "amd64");
     let arm64 = make_image(dir, "arm64", &format!("{repo}:{tag} arm64"), "arm64");
-    let mkindex = shared_tool("mkindex.py")
-        .unwrap_or_else(|| panic!("mkindex.py is needed for multi-arch images"));
+    let mkindex = shared_tool("mkindex.py").unwrap_or_else(|| panic!("mkindex.py is needed for multi-arch images"));
     let printed = run(Command::new(python())
         .arg(&mkindex)
         .args(["oci", "amd64", "arm64", "multi"])
         .current_dir(dir));
     let index = printed.trim().to_string();
     let pushed = skopeo_copy(reg, dir, "multi", repo, tag, &["--all"]);
-    assert_eq!(
-        pushed, index,
-        "skopeo pushed a different index than mkindex.py wrote"
-    );
+    assert_eq!(pushed, index, "skopeo pushed a different index than mkindex.py wrote");
     (index, vec![amd64, arm64])
 }
 
-fn push_single(
-    reg: &Registry,
-    repo: &str,
-    tag: &str,
-    content: &str,
-    format: Option<&str>,
-) -> String {
+fn push_single(reg: &Registry, repo: &str, tag: &str, content: &str, format: Option<&str>) -> String {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
     run_in(dir, "umoci", &["init", "--layout", "oci"]);
@@ -66,11 +56,7 @@ fn make_image(dir: &Path, name: &str, content: &str, arch: &str) -> String {
     let bundle_s = bundle.to_string_lossy().into_owned();
     run_in(dir, "umoci", &["new", "--image", &image]);
     // --rootless lets the same helper work for non-root developers and root CI.
-    run_in(
-        dir,
-        "umoci",
-        &["unpack", "--rootless", "--image", &image, &bundle_s],
-    );
+    run_in(dir, "umoci", &["unpack", "--rootless", "--image", &image, &bundle_s]);
     std::fs::write(bundle.join("rootfs/hello.txt"), content).expect("write hello.txt");
     run_in(dir, "umoci", &["repack", "--image", &image, &bundle_s]);
     run_in(
@@ -92,10 +78,9 @@ fn make_image(dir: &Path, name: &str, content: &str, arch: &str) -> String {
 }
 
 fn layout_digest(dir: &Path, name: &str) -> String {
-    let index: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("oci/index.json")).expect("read index.json"),
-    )
-    .expect("parse index.json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("oci/index.json")).expect("read index.json"))
+            .expect("parse index.json");
     index["manifests"]
         .as_array()
         .into_iter()
@@ -108,14 +93,7 @@ fn layout_digest(dir: &Path, name: &str) -> String {
 
 /// `skopeo copy oci:oci:<name> docker://reg/repo:tag` with the registry's TLS/auth options;
 /// returns the digest skopeo pushed (its --digestfile).
-fn skopeo_copy(
-    reg: &Registry,
-    dir: &Path,
-    name: &str,
-    repo: &str,
-    tag: &str,
-    extra: &[&str],
-) -> String {
+fn skopeo_copy(reg: &Registry, dir: &Path, name: &str, repo: &str, tag: &str, extra: &[&str]) -> String {
     let digest_file = dir.join(format!("{name}.digest"));
     let mut cmd = Command::new("skopeo");
     // The insecure policy only skips signature policy checks for this local push.

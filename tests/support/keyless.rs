@@ -34,11 +34,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// `$SIGNET_TOOLS`, else `$HOME/.cache/signet-tools`: where install-test-deps.sh puts the
 /// Python venv (`venv/`) and the npm project (`npm/`). Not checked for existence.
 pub fn signet_tools_dir() -> PathBuf {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var("SIGNET_TOOLS")
         .or_else(|| var("HOME").map(|h| h.join(".cache/signet-tools")))
         .unwrap_or_else(|| PathBuf::from(".cache/signet-tools"))
@@ -51,10 +47,7 @@ pub fn npm_node_modules() -> Option<PathBuf> {
     if modules.join("@sigstore/mock").is_dir() {
         return Some(modules);
     }
-    skip_or_fail(&format!(
-        "@sigstore/mock not installed in {}",
-        modules.display()
-    ));
+    skip_or_fail(&format!("@sigstore/mock not installed in {}", modules.display()));
     None
 }
 
@@ -138,11 +131,7 @@ impl MockSigstore {
         panic!("mock-sigstore-server.js did not start; last log:\n{last}");
     }
 
-    fn try_start(
-        modules: &Path,
-        script: &Path,
-        env: &[(&str, &str)],
-    ) -> Result<MockSigstore, String> {
+    fn try_start(modules: &Path, script: &Path, env: &[(&str, &str)]) -> Result<MockSigstore, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         // A copy beside nothing: `require('@sigstore/mock')` resolves through NODE_PATH.
         let local_script = dir.path().join("mock-sigstore-server.js");
@@ -311,8 +300,7 @@ fn registry_args(command: &mut Command, reg: &Registry, repo: &str) {
 
 fn last_json_line(output: &str) -> Value {
     let line = output.trim().lines().last().unwrap_or("");
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("cosign_sign.py printed no JSON ({e}):\n{output}"))
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("cosign_sign.py printed no JSON ({e}):\n{output}"))
 }
 
 fn cosign_sign_py() -> PathBuf {
@@ -350,14 +338,7 @@ pub fn sign_keyless_with(
     command.arg(cosign_sign_py());
     registry_args(&mut command, reg, repo);
     target_args(&mut command, tag_or_digest);
-    command.args([
-        "--keyless",
-        &mock.url(),
-        "--identity",
-        identity,
-        "--issuer",
-        issuer,
-    ]);
+    command.args(["--keyless", &mock.url(), "--identity", identity, "--issuer", issuer]);
     command.args(extra);
     last_json_line(&run(&mut command))
 }
@@ -523,11 +504,7 @@ pub fn der_utf8_string(s: &str) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let len_bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
+        let len_bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
         out.push(0x80 | len_bytes.len() as u8);
         out.extend(len_bytes);
     }
@@ -555,12 +532,7 @@ impl PrivateCa {
         std::fs::write(dir.join("index.txt"), "").expect("index.txt");
         std::fs::write(dir.join("serial"), "1000\n").expect("serial");
         std::fs::write(dir.join("fulcio.cnf"), &base_config).expect("fulcio.cnf copy");
-        let ca_window = [
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20400101000000Z",
-        ];
+        let ca_window = ["-startdate", "20200101000000Z", "-enddate", "20400101000000Z"];
         openssl(
             dir,
             &[
@@ -691,11 +663,7 @@ impl PrivateCa {
         let name = format!("leaf-{}", *counter);
         let section = self.leaf_section(&options);
         let cnf = format!("{name}.cnf");
-        std::fs::write(
-            self.dir.join(&cnf),
-            format!("{}\n{section}", self.base_config),
-        )
-        .expect("leaf config");
+        std::fs::write(self.dir.join(&cnf), format!("{}\n{section}", self.base_config)).expect("leaf config");
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
         let crt = format!("{name}.crt");
@@ -779,11 +747,7 @@ impl PrivateCa {
             let _ = writeln!(s, "1.3.6.1.4.1.57264.1.1 = {}", der_hex(issuer.as_bytes()));
         }
         if let Some(issuer) = &o.issuer_v2 {
-            let _ = writeln!(
-                s,
-                "1.3.6.1.4.1.57264.1.8 = {}",
-                der_hex(&der_utf8_string(issuer))
-            );
+            let _ = writeln!(s, "1.3.6.1.4.1.57264.1.8 = {}", der_hex(&der_utf8_string(issuer)));
         }
         for line in &o.extra_extensions {
             let _ = writeln!(s, "{line}");
@@ -803,11 +767,7 @@ impl PrivateCa {
     /// A Sigstore `trusted_root.json` with this CA (intermediate then root, validFor from
     /// 2020-01-01), a Rekor log for `rekor_spki_der`, and a CT log for `ctlog_spki_der` if
     /// given (both keys assumed ECDSA P-256). Same shape as the mock's.
-    pub fn trusted_root_json(
-        &self,
-        rekor_spki_der: &[u8],
-        ctlog_spki_der: Option<&[u8]>,
-    ) -> String {
+    pub fn trusted_root_json(&self, rekor_spki_der: &[u8], ctlog_spki_der: Option<&[u8]>) -> String {
         let log = |base_url: &str, spki: &[u8]| {
             json!({
                 "baseUrl": base_url,
@@ -868,12 +828,7 @@ pub fn rekor_key(dir: &Path) -> (PathBuf, Vec<u8>) {
             &key,
         ],
     );
-    openssl(
-        dir,
-        &[
-            "pkey", "-in", &key, "-pubout", "-outform", "DER", "-out", &der,
-        ],
-    );
+    openssl(dir, &["pkey", "-in", &key, "-pubout", "-outform", "DER", "-out", &der]);
     let spki = std::fs::read(dir.join(&der)).expect("rekor SPKI");
     (dir.join(key), spki)
 }
@@ -891,15 +846,7 @@ pub fn sign_with_cert(
     chain_pem_path: Option<&Path>,
     rekor_key_pem_path: Option<&Path>,
 ) -> Value {
-    sign_with_cert_with(
-        reg,
-        repo,
-        tag_or_digest,
-        leaf,
-        chain_pem_path,
-        rekor_key_pem_path,
-        &[],
-    )
+    sign_with_cert_with(reg, repo, tag_or_digest, leaf, chain_pem_path, rekor_key_pem_path, &[])
 }
 
 /// [`sign_with_cert`] with more cosign_sign.py arguments (`--append`, `-a k=v`, …).

@@ -57,10 +57,7 @@ impl FakeApiServer {
             requests: Arc::default(),
         };
         let app = Router::new()
-            .route(
-                "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies",
-                get(policies),
-            )
+            .route("/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies", get(policies))
             .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
             .route(
                 "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
@@ -68,9 +65,7 @@ impl FakeApiServer {
             )
             .fallback(not_found)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind fake API server");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake API server");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -88,15 +83,9 @@ impl FakeApiServer {
         let mut objects = self.state.objects.lock().expect("lock");
         objects.resource_version += 1;
         policy["metadata"]["resourceVersion"] = json!(objects.resource_version.to_string());
-        policy["metadata"]["uid"] = json!(format!(
-            "uid-{}",
-            policy["metadata"]["name"].as_str().unwrap_or("x")
-        ));
+        policy["metadata"]["uid"] = json!(format!("uid-{}", policy["metadata"]["name"].as_str().unwrap_or("x")));
         let name = policy["metadata"]["name"].clone();
-        let existed = objects
-            .policies
-            .iter()
-            .any(|p| p["metadata"]["name"] == name);
+        let existed = objects.policies.iter().any(|p| p["metadata"]["name"] == name);
         objects.policies.retain(|p| p["metadata"]["name"] != name);
         objects.policies.push(policy.clone());
         let kind = if existed { "MODIFIED" } else { "ADDED" };
@@ -152,10 +141,7 @@ pub fn kubeconfig_for(dir: &Path, server: &str) -> PathBuf {
     path
 }
 
-async fn policies(
-    State(state): State<ApiState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn policies(State(state): State<ApiState>, Query(query): Query<HashMap<String, String>>) -> Response {
     state
         .requests
         .lock()
@@ -193,10 +179,7 @@ fn tokio_stream_from(
     .boxed()
 }
 
-async fn secret(
-    State(state): State<ApiState>,
-    UrlPath((namespace, name)): UrlPath<(String, String)>,
-) -> Response {
+async fn secret(State(state): State<ApiState>, UrlPath((namespace, name)): UrlPath<(String, String)>) -> Response {
     state
         .requests
         .lock()
@@ -209,10 +192,7 @@ async fn secret(
         .secrets
         .get(&(namespace, name.clone()))
         .cloned();
-    found.map_or_else(
-        || missing("secrets", &name),
-        |s| axum::Json(s).into_response(),
-    )
+    found.map_or_else(|| missing("secrets", &name), |s| axum::Json(s).into_response())
 }
 
 async fn service_account(
@@ -231,10 +211,7 @@ async fn service_account(
         .service_accounts
         .get(&(namespace, name.clone()))
         .cloned();
-    found.map_or_else(
-        || missing("serviceaccounts", &name),
-        |s| axum::Json(s).into_response(),
-    )
+    found.map_or_else(|| missing("serviceaccounts", &name), |s| axum::Json(s).into_response())
 }
 
 async fn not_found() -> Response {

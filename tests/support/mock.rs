@@ -73,21 +73,13 @@ pub struct MockServer {
 }
 
 impl MockServer {
-    pub async fn start(
-        handler: impl Fn(&MockRequest) -> MockReply + Send + Sync + 'static,
-    ) -> MockServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock server");
+    pub async fn start(handler: impl Fn(&MockRequest) -> MockReply + Send + Sync + 'static) -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock server");
         let addr = listener.local_addr().expect("mock server addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let task = tokio::spawn(accept_loop(listener, handler, requests.clone()));
-        MockServer {
-            addr,
-            requests,
-            task,
-        }
+        MockServer { addr, requests, task }
     }
 
     /// `127.0.0.1:PORT`
@@ -101,10 +93,7 @@ impl MockServer {
 
     /// Requests whose path starts with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .count()
+        self.requests().iter().filter(|r| r.path.starts_with(prefix)).count()
     }
 }
 
@@ -114,11 +103,7 @@ impl Drop for MockServer {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    handler: Arc<Handler>,
-    requests: Arc<Mutex<Vec<MockRequest>>>,
-) {
+async fn accept_loop(listener: TcpListener, handler: Arc<Handler>, requests: Arc<Mutex<Vec<MockRequest>>>) {
     // Connections live in the JoinSet so aborting this task closes them too.
     let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
@@ -126,29 +111,18 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    handler: Arc<Handler>,
-    requests: Arc<Mutex<Vec<MockRequest>>>,
-) {
+async fn serve_connection(mut stream: TcpStream, handler: Arc<Handler>, requests: Arc<Mutex<Vec<MockRequest>>>) {
     let mut buf = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buf).await else {
             return;
         };
-        requests
-            .lock()
-            .expect("requests lock")
-            .push(request.clone());
+        requests.lock().expect("requests lock").push(request.clone());
         match handler(&request) {
             MockReply::Hang => {
                 std::future::pending::<()>().await;
             }
-            MockReply::Respond {
-                status,
-                headers,
-                body,
-            } => {
+            MockReply::Respond { status, headers, body } => {
                 let bytes = render(&request, status, &headers, &body);
                 if stream.write_all(&bytes).await.is_err() {
                     return;
@@ -176,9 +150,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<MockR
             // Not HTTP (e.g. a TLS ClientHello): answer like a plain server would, so the
             // client fails at once instead of waiting for a reply.
             let _ = stream
-                .write_all(
-                    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-                )
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                 .await;
             return None;
         }
@@ -194,23 +166,12 @@ fn parse_head(head: &str) -> Option<MockRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Some(MockRequest {
-        method,
-        path,
-        headers,
-    })
+    Some(MockRequest { method, path, headers })
 }
 
-fn render(
-    request: &MockRequest,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Vec<u8> {
+fn render(request: &MockRequest, status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    let has_type = headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    let has_type = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
     if !has_type && !body.is_empty() {
         out.push_str("Content-Type: application/json\r\n");
     }

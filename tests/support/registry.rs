@@ -240,8 +240,7 @@ fn write_htpasswd(dir: &Path, user: &str, pass: &str) {
     // The registry accepts bcrypt entries only, hence -B.
     let line = run_in(dir, "htpasswd", &["-Bbn", user, pass]);
     let mut f = File::create(dir.join("htpasswd")).expect("create htpasswd");
-    f.write_all(line.trim_end().as_bytes())
-        .expect("write htpasswd");
+    f.write_all(line.trim_end().as_bytes()).expect("write htpasswd");
     f.write_all(b"\n").expect("write htpasswd");
 }
 
