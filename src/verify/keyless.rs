@@ -287,6 +287,13 @@ fn walk_to_root(
     let mut issuer_of_leaf: Option<Vec<u8>> = None;
     for _ in 0..MAX_CHAIN {
         let (_, current) = X509Certificate::from_der(&current_der).map_err(|e| format!("chain certificate: {e}"))?;
+        if current.subject() == current.issuer() && issuer_of_leaf.is_some() {
+            return Err(format!(
+                "the certificate chain does not lead to the trusted root of {}: it ends at the untrusted root {}",
+                authority.uri,
+                current.subject()
+            ));
+        }
         let issuer = pool
             .iter()
             .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| (*der, c)))

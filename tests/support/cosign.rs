@@ -54,6 +54,13 @@ impl TestKey {
         signature.to_der().as_bytes().to_vec()
     }
 
+    /// The private key as PKCS#8 PEM (what `cosign_sign.py --rekor-key` reads).
+    pub fn pkcs8_pem(&self) -> String {
+        use p256::pkcs8::EncodePrivateKey;
+        let der = self.signing.to_pkcs8_der().expect("pkcs8");
+        pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_bytes().to_vec()))
+    }
+
     /// Rekor's log id for this key: hex(sha256(SPKI DER)).
     pub fn log_id(&self) -> String {
         format!("{:x}", sha2::Sha256::digest(self.spki_der()))
@@ -77,8 +84,13 @@ pub struct SignOptions<'a> {
     pub rekor_records_key: Option<&'a TestKey>,
     /// Make the logged entry record a signature over other bytes.
     pub rekor_other_signature: bool,
+    /// Make the logged entry record this PEM (e.g. a certificate) as its verification material.
+    pub rekor_records_pem: Option<String>,
     /// `source[].tagPrefix`.
     pub tag_prefix: String,
+    /// Keyless annotations: the signing certificate and its chain (PEM).
+    pub certificate_pem: Option<String>,
+    pub chain_pem: Option<String>,
 }
 
 fn client(reg: &Registry) -> reqwest::Client {
@@ -206,7 +218,11 @@ pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &Test
     let signature_b64 = base64::engine::general_purpose::STANDARD.encode(&signature);
     let mut annotations = BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), signature_b64.clone())]);
     if let Some(rekor) = options.rekor {
-        let recorded_key = options.rekor_records_key.unwrap_or(key);
+        let recorded_pem = match (&options.rekor_records_pem, options.rekor_records_key) {
+            (Some(pem_text), _) => pem_text.clone(),
+            (None, Some(other)) => other.public_pem(),
+            (None, None) => key.public_pem(),
+        };
         let recorded_signature = if options.rekor_other_signature {
             base64::engine::general_purpose::STANDARD.encode(key.sign(b"something else"))
         } else {
@@ -214,8 +230,14 @@ pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &Test
         };
         annotations.insert(
             "dev.sigstore.cosign/bundle".to_string(),
-            rekor_bundle(rekor, &body, &recorded_signature, &recorded_key.public_pem()),
+            rekor_bundle(rekor, &body, &recorded_signature, &recorded_pem),
         );
+    }
+    if let Some(certificate) = &options.certificate_pem {
+        annotations.insert("dev.sigstore.cosign/certificate".to_string(), certificate.clone());
+    }
+    if let Some(chain) = &options.chain_pem {
+        annotations.insert("dev.sigstore.cosign/chain".to_string(), chain.clone());
     }
     let layer_digest = push_blob(reg, sig_repo, &body).await;
     let layer = json!({
