@@ -1,88 +1,140 @@
-//! In-cluster mode: a watch on ClusterImagePolicies.
+//! In-cluster mode: watches on ClusterImagePolicies and TrustRoots.
 //!
-//! The watch reads objects as `DynamicObject` and decodes each one itself, so one object that
-//! does not decode is logged and skipped instead of failing the whole list (a typed watcher
-//! would stop at the first bad object and leave signet with no policies at all).
+//! The watches read objects as `DynamicObject` and decode each one themselves, so one object
+//! that does not decode is logged and skipped instead of failing the whole list (a typed
+//! watcher would stop at the first bad object and leave signet with no policies at all).
+//! A snapshot is published once both initial lists are in, then after every change; while
+//! the API server is unreachable the last snapshot keeps serving.
 
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
+use serde::de::DeserializeOwned;
 
 use super::SnapshotHandle;
+use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
 use crate::policy::snapshot::PolicySnapshot;
 
-fn cip_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("policy.sigstore.dev", "v1beta1", "ClusterImagePolicy");
-    ApiResource::from_gvk_with_plural(&gvk, "clusterimagepolicies")
+fn resource(version: &str, kind: &str, plural: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("policy.sigstore.dev", version, kind);
+    ApiResource::from_gvk_with_plural(&gvk, plural)
 }
 
-fn decode(object: DynamicObject) -> Option<ClusterImagePolicy> {
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let value = match serde_json::to_value(&object) {
-        Ok(value) => value,
-        Err(e) => {
-            tracing::warn!(policy = %name, error = %e, "ClusterImagePolicy cannot be re-encoded; skipped");
-            return None;
-        }
-    };
-    match serde_json::from_value(value) {
-        Ok(policy) => Some(policy),
-        Err(e) => {
-            tracing::warn!(policy = %name, error = %e, "ClusterImagePolicy does not decode; skipped");
-            None
+/// The objects of one kind, as the watch has seen them.
+struct Watched<T> {
+    kind: &'static str,
+    current: BTreeMap<String, T>,
+    pending: BTreeMap<String, T>,
+    synced: bool,
+}
+
+impl<T: DeserializeOwned> Watched<T> {
+    fn new(kind: &'static str) -> Self {
+        Watched {
+            kind,
+            current: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            synced: false,
         }
     }
-}
 
-/// Watches ClusterImagePolicies and publishes a snapshot after the initial list and after
-/// every change. Runs until the client is dropped; watch errors are retried with backoff by
-/// the caller's loop while the last good snapshot keeps serving.
-pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
-    let api: Api<DynamicObject> = Api::all_with(client, &cip_resource());
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .map_err(|e| tracing::warn!(error = %e, "ClusterImagePolicy watch failed; retrying"))
-        .boxed();
-    let mut current: BTreeMap<String, ClusterImagePolicy> = BTreeMap::new();
-    let mut pending: BTreeMap<String, ClusterImagePolicy> = BTreeMap::new();
-    loop {
-        let event = match stream.next().await {
-            None => return,
-            Some(Err(())) => {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                continue;
-            }
-            Some(Ok(event)) => event,
-        };
+    /// Applies one watch event; true when the visible set changed.
+    fn apply(&mut self, event: Event<DynamicObject>) -> bool {
         match event {
-            Event::Init => pending.clear(),
-            Event::InitApply(object) => insert(&mut pending, object),
+            Event::Init => {
+                self.pending.clear();
+                false
+            }
+            Event::InitApply(object) => {
+                let kind = self.kind;
+                insert(&mut self.pending, object, kind);
+                false
+            }
             Event::InitDone => {
-                current = std::mem::take(&mut pending);
-                handle.publish(PolicySnapshot::build(current.values().cloned()));
+                self.current = std::mem::take(&mut self.pending);
+                self.synced = true;
+                true
             }
             Event::Apply(object) => {
-                insert(&mut current, object);
-                handle.publish(PolicySnapshot::build(current.values().cloned()));
+                let kind = self.kind;
+                insert(&mut self.current, object, kind);
+                true
             }
             Event::Delete(object) => {
-                current.remove(&object.metadata.name.unwrap_or_default());
-                handle.publish(PolicySnapshot::build(current.values().cloned()));
+                self.current.remove(&object.metadata.name.unwrap_or_default());
+                true
             }
         }
     }
 }
 
-fn insert(into: &mut BTreeMap<String, ClusterImagePolicy>, object: DynamicObject) {
+fn insert<T: DeserializeOwned>(into: &mut BTreeMap<String, T>, object: DynamicObject, kind: &str) {
     let name = object.metadata.name.clone().unwrap_or_default();
-    match decode(object) {
-        Some(policy) => {
-            into.insert(name, policy);
+    let decoded = serde_json::to_value(&object)
+        .map_err(|e| e.to_string())
+        .and_then(|value| serde_json::from_value::<T>(value).map_err(|e| e.to_string()));
+    match decoded {
+        Ok(decoded) => {
+            into.insert(name, decoded);
         }
-        None => {
+        Err(error) => {
+            tracing::warn!(kind, name = %name, %error, "object does not decode; skipped");
             into.remove(&name);
+        }
+    }
+}
+
+enum Change {
+    Policy(Event<DynamicObject>),
+    TrustRoot(Event<DynamicObject>),
+    Failed,
+}
+
+fn watch(
+    client: &kube::Client,
+    resource: &ApiResource,
+    wrap: fn(Event<DynamicObject>) -> Change,
+) -> impl futures::Stream<Item = Change> + use<> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let kind = resource.kind.clone();
+    watcher::watcher(api, watcher::Config::default())
+        .map_err(move |e| tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"))
+        .map(move |item| item.map_or(Change::Failed, wrap))
+}
+
+/// Watches ClusterImagePolicies and TrustRoots and publishes snapshots into `handle`.
+pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
+    let policies = watch(
+        &client,
+        &resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies"),
+        Change::Policy,
+    );
+    let roots = watch(
+        &client,
+        &resource("v1alpha1", "TrustRoot", "trustroots"),
+        Change::TrustRoot,
+    );
+    let mut changes = futures::stream::select(policies, roots).boxed();
+    let mut watched_policies: Watched<ClusterImagePolicy> = Watched::new("ClusterImagePolicy");
+    let mut watched_roots: Watched<TrustRoot> = Watched::new("TrustRoot");
+    while let Some(change) = changes.next().await {
+        let changed = match change {
+            Change::Policy(event) => watched_policies.apply(event),
+            Change::TrustRoot(event) => watched_roots.apply(event),
+            Change::Failed => {
+                // The watcher retries by itself; pacing keeps a down API server from being
+                // hammered.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                false
+            }
+        };
+        if changed && watched_policies.synced && watched_roots.synced {
+            let snapshot = PolicySnapshot::build(watched_policies.current.values().cloned())
+                .with_trust_roots(watched_roots.current.values().cloned());
+            handle.publish(snapshot);
         }
     }
 }

@@ -58,6 +58,7 @@ impl FakeApiServer {
         };
         let app = Router::new()
             .route("/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies", get(policies))
+            .route("/apis/policy.sigstore.dev/v1alpha1/trustroots", get(trust_roots))
             .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
             .route(
                 "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
@@ -160,6 +161,29 @@ async fn policies(State(state): State<ApiState>, Query(query): Query<HashMap<Str
         "kind": "ClusterImagePolicyList",
         "metadata": {"resourceVersion": objects.resource_version.to_string()},
         "items": objects.policies,
+    });
+    axum::Json(list).into_response()
+}
+
+/// TrustRoots: always none, and a watch that never reports anything.
+async fn trust_roots(State(state): State<ApiState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(format!("trustroots?{query:?}"));
+    if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let stream = futures::stream::pending::<Result<String, std::io::Error>>();
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let list = json!({
+        "apiVersion": "policy.sigstore.dev/v1alpha1",
+        "kind": "TrustRootList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [],
     });
     axum::Json(list).into_response()
 }
