@@ -248,7 +248,7 @@ fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
     }
 }
 
-fn verifier(args: &RegistryArgs, cluster: Option<ClusterAccess>) -> anyhow::Result<RegistryVerifier> {
+fn verifier(args: &RegistryArgs, trust: TrustRoot, cluster: Option<ClusterAccess>) -> anyhow::Result<RegistryVerifier> {
     let settings = VerifierSettings {
         signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
         cache_entries: args.cache_entries,
@@ -256,11 +256,23 @@ fn verifier(args: &RegistryArgs, cluster: Option<ClusterAccess>) -> anyhow::Resu
     };
     Ok(RegistryVerifier::new(
         registry_client(args)?,
-        Arc::new(trust_root(args)?),
+        Arc::new(trust),
         &settings,
         cluster,
         keychain(args)?,
     ))
+}
+
+/// Publishes when the trust root starts to expire, and warns a month ahead.
+fn report_trust_root_expiry(trust: &TrustRoot, metrics: &Metrics) {
+    let now = time::OffsetDateTime::now_utc();
+    let Some(expiry) = trust.earliest_expiry(now) else {
+        return;
+    };
+    metrics.trust_root_expiry.set(expiry.unix_timestamp());
+    if expiry - now < time::Duration::days(30) {
+        tracing::warn!(expires = %expiry, "part of the trust root expires within 30 days; update --trust-root");
+    }
 }
 
 fn admission(
@@ -269,11 +281,14 @@ fn admission(
     registry: &RegistryArgs,
     cluster: Option<ClusterAccess>,
 ) -> anyhow::Result<Admission> {
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let trust = trust_root(registry)?;
+    report_trust_root_expiry(&trust, &metrics);
     Ok(Admission {
         snapshot,
-        verifier: Arc::new(verifier(registry, cluster)?),
+        verifier: Arc::new(verifier(registry, trust, cluster)?),
         no_match: decision.no_match_policy,
-        metrics: Metrics::new().context("cannot register metrics")?,
+        metrics,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),
     })
 }
@@ -396,7 +411,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     for rejected in &snapshot.rejected {
         eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
     }
-    let verifier = verifier(&args.registry, None)?;
+    let verifier = verifier(&args.registry, trust_root(&args.registry)?, None)?;
     let images = [ContainerImage {
         path: String::new(),
         container: "verify".to_string(),

@@ -12,6 +12,8 @@ pub struct Metrics {
     admission_seconds: HistogramVec,
     pub policies: IntGauge,
     pub rejected_policies: IntGauge,
+    /// Unix time at which the first certificate or key of the trust root expires.
+    pub trust_root_expiry: IntGauge,
 }
 
 impl Metrics {
@@ -35,13 +37,19 @@ impl Metrics {
         registry.register(Box::new(admissions.clone()))?;
         registry.register(Box::new(admission_seconds.clone()))?;
         registry.register(Box::new(policies.clone()))?;
+        let trust_root_expiry = IntGauge::new(
+            "signet_trust_root_expiry_timestamp_seconds",
+            "When the first certificate or log key of the trust root in use expires (Unix time)",
+        )?;
         registry.register(Box::new(rejected_policies.clone()))?;
+        registry.register(Box::new(trust_root_expiry.clone()))?;
         Ok(Metrics {
             registry,
             admissions,
             admission_seconds,
             policies,
             rejected_policies,
+            trust_root_expiry,
         })
     }
 

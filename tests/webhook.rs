@@ -346,6 +346,19 @@ async fn admin_port_reports_health_readiness_and_metrics() {
         "the unparsable file is reported: {metrics}"
     );
     assert!(metrics.contains("signet_admission_duration_seconds_bucket"));
+    let expiry: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("signet_trust_root_expiry_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("trust root expiry metric");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        expiry > now,
+        "the embedded root's first expiry is in the future: {expiry}"
+    );
 }
 
 #[tokio::test]

@@ -203,6 +203,25 @@ impl TrustRoot {
         })
     }
 
+    /// When the first part of this root still in use stops being valid: a CA certificate's
+    /// notAfter or a log key's validFor end. Operators need to know before it bites.
+    pub fn earliest_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        use x509_parser::prelude::FromDer;
+        let certificate_ends = self
+            .certificate_authorities
+            .iter()
+            .filter(|ca| ca.valid_until.is_none_or(|end| end > now))
+            .flat_map(|ca| ca.chain_der.iter())
+            .filter_map(|der| x509_parser::certificate::X509Certificate::from_der(der).ok())
+            .filter_map(|(_, cert)| OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok());
+        let key_ends = self
+            .certificate_authorities
+            .iter()
+            .filter_map(|ca| ca.valid_until)
+            .chain(self.tlogs.iter().chain(&self.ctlogs).filter_map(|log| log.valid_until));
+        certificate_ends.chain(key_ends).filter(|end| *end > now).min()
+    }
+
     /// The certificate transparency log whose id (sha256 of its key) is `log_id`.
     pub fn ctlog(&self, log_id: &[u8]) -> Option<&LogKey> {
         let hex: String = log_id.iter().map(|b| format!("{b:02x}")).collect();
