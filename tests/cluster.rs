@@ -45,6 +45,11 @@ async fn policies_come_from_the_watch_and_undecodable_ones_are_skipped() {
         "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
         "metadata": {"name": "garbled"}, "spec": {"images": "not-a-list"}
     }));
+    api.apply_policy(json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "invalid-mode"},
+        "spec": {"mode": "garbage", "images": [{"glob": "**"}], "authorities": [{"static": {"action": "pass"}}]}
+    }));
     let dir = tempfile::tempdir().unwrap();
     let signet = start_in_cluster(&api, dir.path(), &[]).await;
 
@@ -70,6 +75,12 @@ async fn policies_come_from_the_watch_and_undecodable_ones_are_skipped() {
         assert!(Instant::now() < deadline, "the watched edit never applied");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let block_evil_writes = api.status_patches().iter().filter(|(n, _)| n == "block-evil").count();
+    assert_eq!(
+        block_evil_writes, 1,
+        "another policy's edit does not rewrite block-evil's status"
+    );
 }
 
 #[tokio::test]

@@ -105,13 +105,57 @@ fn watch(
         .map(move |item| item.map_or(Change::Failed, wrap))
 }
 
+/// What signet last wrote into a policy's status, so an unchanged verdict is not rewritten
+/// (each write bumps the resourceVersion and comes back through the watch).
+type WrittenStatus = BTreeMap<String, (bool, String)>;
+
+/// Sets each policy's `Ready` condition: `True` when signet enforces it, `False` with the
+/// validation error when it does not, so `kubectl get cip` shows broken policies.
+async fn report_status(api: &Api<DynamicObject>, snapshot: &PolicySnapshot, written: &mut WrittenStatus) {
+    let verdicts: Vec<(String, (bool, String))> = snapshot
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), (true, "enforced by signet".to_string())))
+        .chain(
+            snapshot
+                .rejected
+                .iter()
+                .map(|r| (r.name.clone(), (false, r.error.clone()))),
+        )
+        // Rejected TrustRoots ("TrustRoot/<name>") have no ClusterImagePolicy status.
+        .filter(|(name, _)| !name.contains('/'))
+        .collect();
+    for (name, verdict) in &verdicts {
+        if written.get(name) == Some(verdict) {
+            continue;
+        }
+        let (ready, message) = verdict;
+        let condition = serde_json::json!({
+            "type": "Ready",
+            "status": if *ready { "True" } else { "False" },
+            "reason": if *ready { "PolicyValid" } else { "PolicyInvalid" },
+            "message": message,
+            "lastTransitionTime": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        });
+        let patch = kube::api::Patch::Merge(serde_json::json!({"status": {"conditions": [condition]}}));
+        match api.patch_status(name, &kube::api::PatchParams::default(), &patch).await {
+            Ok(_) => {
+                written.insert(name.clone(), verdict.clone());
+            }
+            Err(e) => tracing::warn!(policy = %name, error = %e, "cannot update ClusterImagePolicy status"),
+        }
+    }
+    written.retain(|name, _| verdicts.iter().any(|(n, _)| n == name));
+}
+
 /// Watches ClusterImagePolicies and TrustRoots and publishes snapshots into `handle`.
 pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
-    let policies = watch(
-        &client,
-        &resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies"),
-        Change::Policy,
-    );
+    let cip = resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies");
+    let status_api: Api<DynamicObject> = Api::all_with(client.clone(), &cip);
+    let mut written = WrittenStatus::new();
+    let policies = watch(&client, &cip, Change::Policy);
     let roots = watch(
         &client,
         &resource("v1alpha1", "TrustRoot", "trustroots"),
@@ -134,7 +178,8 @@ pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
         if changed && watched_policies.synced && watched_roots.synced {
             let snapshot = PolicySnapshot::build(watched_policies.current.values().cloned())
                 .with_trust_roots(watched_roots.current.values().cloned());
-            handle.publish(snapshot);
+            let snapshot = handle.publish(snapshot);
+            report_status(&status_api, &snapshot, &mut written).await;
         }
     }
 }

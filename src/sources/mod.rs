@@ -32,8 +32,8 @@ impl SnapshotHandle {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot; the first call makes the handle ready.
-    pub fn publish(&self, snapshot: PolicySnapshot) {
+    /// Replaces the snapshot (and returns it); the first call makes the handle ready.
+    pub fn publish(&self, snapshot: PolicySnapshot) -> Arc<PolicySnapshot> {
         for rejected in &snapshot.rejected {
             tracing::warn!(policy = %rejected.name, error = %rejected.error, "ClusterImagePolicy rejected; it is not enforced");
         }
@@ -42,8 +42,10 @@ impl SnapshotHandle {
             rejected = snapshot.rejected.len(),
             "policy snapshot published"
         );
-        self.current.store(Arc::new(snapshot));
+        let snapshot = Arc::new(snapshot);
+        self.current.store(snapshot.clone());
         self.ready.store(true, Ordering::Release);
+        snapshot
     }
 
     pub fn is_ready(&self) -> bool {

@@ -30,6 +30,7 @@ struct ApiState {
     objects: Arc<Mutex<Objects>>,
     events: broadcast::Sender<String>,
     requests: Arc<Mutex<Vec<String>>>,
+    status_patches: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 pub struct FakeApiServer {
@@ -55,10 +56,15 @@ impl FakeApiServer {
             objects: Arc::default(),
             events,
             requests: Arc::default(),
+            status_patches: Arc::default(),
         };
         let app = Router::new()
             .route("/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies", get(policies))
             .route("/apis/policy.sigstore.dev/v1alpha1/trustroots", get(trust_roots))
+            .route(
+                "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies/{name}/status",
+                axum::routing::patch(patch_status),
+            )
             .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
             .route(
                 "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
@@ -125,6 +131,11 @@ impl FakeApiServer {
             .expect("lock")
             .service_accounts
             .insert((namespace.into(), name.into()), account);
+    }
+
+    /// The status patches received, by policy name, in order.
+    pub fn status_patches(&self) -> Vec<(String, Value)> {
+        self.state.status_patches.lock().expect("lock").clone()
     }
 
     /// Paths requested so far.
@@ -236,6 +247,28 @@ async fn service_account(
         .get(&(namespace, name.clone()))
         .cloned();
     found.map_or_else(|| missing("serviceaccounts", &name), |s| axum::Json(s).into_response())
+}
+
+async fn patch_status(
+    State(state): State<ApiState>,
+    UrlPath(name): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state
+        .status_patches
+        .lock()
+        .expect("lock")
+        .push((name.clone(), patch.clone()));
+    let objects = state.objects.lock().expect("lock");
+    match objects.policies.iter().find(|p| p["metadata"]["name"] == name.as_str()) {
+        Some(policy) => {
+            let mut updated = policy.clone();
+            updated["status"] = patch["status"].clone();
+            axum::Json(updated).into_response()
+        }
+        None => missing("clusterimagepolicies", &name),
+    }
 }
 
 async fn not_found() -> Response {
