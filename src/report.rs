@@ -41,6 +41,9 @@ pub fn verification_report(image: &str, evaluation: &Evaluation) -> String {
             for policy in policies {
                 let verdict = if policy.passed() { "PASSED" } else { "FAILED" };
                 let _ = writeln!(out, "  policy {:?} (mode {:?}): {verdict}", policy.policy, policy.mode);
+                if let Some(error) = &policy.policy_error {
+                    let _ = writeln!(out, "    spec.policy failed: {error}");
+                }
                 for authority in &policy.authorities {
                     let line = match &authority.outcome {
                         Ok(detail) => format!("passed: {detail}"),

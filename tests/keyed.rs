@@ -464,3 +464,33 @@ async fn signatures_from_the_independent_python_signer_verify() {
         .await
         .assert_denied(&[&wrong, "not signed by key"]);
 }
+
+#[tokio::test]
+async fn requirements_this_build_cannot_check_fail_instead_of_passing() {
+    let Some(Setup { registry, key }) = setup() else { return };
+    let digest = build_image(&registry, "demo/att", "v1", "att");
+    sign_image(&registry, "demo/att", &digest, &key, &SignOptions::default()).await;
+    let host = registry.host();
+    let insecure = ["--insecure-registry", &host];
+    let image = format!("{host}/demo/att:v1");
+    let cases = [
+        (
+            "    attestations:\n    - name: provenance\n      predicateType: slsaprovenance\n",
+            "requires attestations",
+        ),
+        ("    signatureFormat: bundle\n", "signatureFormat \"bundle\""),
+        ("", "KMS not available"),
+    ];
+    for (extra, reason) in cases {
+        let policy = if reason.starts_with("KMS") {
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: kms\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - key:\n      kms: awskms:///arn:aws:kms:us-east-1:111122223333:key/1234abcd\n".to_string()
+        } else {
+            key_policy("unsupported", "**", &key.public_pem(), extra)
+        };
+        let dir = policy_dir(&[&policy]);
+        let signet = Signet::start(dir.path(), &insecure).await;
+        check(&signet, dir.path(), &image, &insecure)
+            .await
+            .assert_denied(&[reason]);
+    }
+}

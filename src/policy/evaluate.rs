@@ -79,11 +79,13 @@ pub struct PolicyResult {
     pub policy: String,
     pub mode: Mode,
     pub authorities: Vec<AuthorityResult>,
+    /// Why the policy-level `spec.policy` did not pass, when it did not.
+    pub policy_error: Option<String>,
 }
 
 impl PolicyResult {
     pub fn passed(&self) -> bool {
-        self.authorities.iter().any(|a| a.outcome.is_ok())
+        self.policy_error.is_none() && self.authorities.iter().any(|a| a.outcome.is_ok())
     }
 
     fn verified_digest(&self) -> bool {
@@ -237,10 +239,23 @@ async fn evaluate_policy(
         }
     }))
     .await;
+    // A policy-level policy (CUE or Rego over all authority results) cannot be evaluated
+    // yet; it fails rather than being skipped, so no image passes a check nobody ran.
+    let policy_error = policy.spec.policy.as_ref().map(|p| {
+        format!(
+            "spec.policy ({}) cannot be evaluated by this signet build yet",
+            if p.type_.is_empty() {
+                "unknown type"
+            } else {
+                p.type_.as_str()
+            }
+        )
+    });
     PolicyResult {
         policy: policy.name.clone(),
         mode: policy.mode,
         authorities,
+        policy_error,
     }
 }
 
@@ -304,6 +319,9 @@ pub fn decide(images: &[ContainerImage], verdicts: HashMap<&str, ImageVerdict>, 
 /// `policy "p" failed: authority "a": why; authority "b": why`
 fn describe_failure(policy: &PolicyResult) -> String {
     let mut out = format!("policy {:?} failed:", policy.policy);
+    if let Some(error) = &policy.policy_error {
+        let _ = write!(out, " {error};");
+    }
     for (i, authority) in policy.authorities.iter().enumerate() {
         let why = authority.outcome.as_ref().err().map_or("passed", String::as_str);
         let separator = if i == 0 { " " } else { "; " };
@@ -315,4 +333,329 @@ fn describe_failure(policy: &PolicyResult) -> String {
 fn dedup_in_order(messages: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     messages.retain(|m| seen.insert(m.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Document;
+    use crate::api::parse_documents;
+
+    /// A verifier without I/O: digests and verdicts come from tables.
+    struct TableVerifier {
+        digests: HashMap<String, Result<String, String>>,
+        /// authority name → outcome
+        verdicts: HashMap<String, Result<String, String>>,
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Verifier for TableVerifier {
+        fn resolve_digest<'a>(
+            &'a self,
+            image: &'a ImageRef,
+            _: &'a RequestContext,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            self.calls.lock().unwrap().push(format!("resolve {image}"));
+            let answer = self
+                .digests
+                .get(image.raw())
+                .cloned()
+                .unwrap_or(Err("unknown tag".into()));
+            Box::pin(async move { answer })
+        }
+
+        fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("verify {} {}", check.authority.name, check.digest));
+            let answer = self
+                .verdicts
+                .get(&check.authority.name)
+                .cloned()
+                .unwrap_or(Err("no signature".into()));
+            Box::pin(async move { answer })
+        }
+    }
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn policy(name: &str, glob: &str, mode: &str, authorities: &str) -> String {
+        format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  mode: {mode}\n  images:\n  - glob: \"{glob}\"\n  authorities:\n{authorities}"
+        )
+    }
+
+    const KEY: &str = "  - name: signed\n    key:\n      data: |\n        -----BEGIN PUBLIC KEY-----\n        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\n        FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n        -----END PUBLIC KEY-----\n";
+    const PASS: &str = "  - name: ok\n    static:\n      action: pass\n";
+    const FAIL: &str = "  - name: no\n    static:\n      action: fail\n      message: nope\n";
+
+    fn snapshot(documents: &[String]) -> PolicySnapshot {
+        let policies = documents
+            .iter()
+            .flat_map(|d| parse_documents(d).unwrap())
+            .filter_map(|d| match d {
+                Document::Policy(p) => Some(p),
+                _ => None,
+            });
+        let snapshot = PolicySnapshot::build(policies);
+        assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
+        snapshot
+    }
+
+    fn containers(images: &[&str]) -> Vec<ContainerImage> {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| ContainerImage {
+                path: format!("/spec/containers/{i}/image"),
+                container: format!("c{i}"),
+                image: image.to_string(),
+            })
+            .collect()
+    }
+
+    fn verifier(signed: Result<&str, &str>) -> TableVerifier {
+        TableVerifier {
+            digests: HashMap::from([
+                ("ghcr.io/org/app:v1".to_string(), Ok(D1.to_string())),
+                ("ghcr.io/org/gone:v1".to_string(), Err("not found (404)".to_string())),
+            ]),
+            verdicts: HashMap::from([("signed".to_string(), signed.map(str::to_string).map_err(str::to_string))]),
+            calls: Default::default(),
+        }
+    }
+
+    async fn run(
+        documents: &[String],
+        images: &[&str],
+        verifier: &TableVerifier,
+        no_match: NoMatchPolicy,
+    ) -> Evaluation {
+        let resource = ResourceInfo {
+            resource: "pods".into(),
+            version: "v1".into(),
+            ..Default::default()
+        };
+        evaluate(
+            &snapshot(documents),
+            &containers(images),
+            &resource,
+            &RequestContext::default(),
+            verifier,
+            no_match,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn decision_table() {
+        struct Row {
+            name: &'static str,
+            policies: Vec<String>,
+            image: &'static str,
+            signed: Result<&'static str, &'static str>,
+            no_match: NoMatchPolicy,
+            allowed: bool,
+            warnings: usize,
+            pinned: Option<String>,
+            message: &'static str,
+        }
+        let row = |name, policies, image, signed, allowed| Row {
+            name,
+            policies,
+            image,
+            signed,
+            no_match: NoMatchPolicy::Deny,
+            allowed,
+            warnings: 0,
+            pinned: None,
+            message: "",
+        };
+        let rows = vec![
+            Row {
+                pinned: Some(format!("ghcr.io/org/app:v1@{D1}")),
+                ..row(
+                    "verified tag is pinned",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "ghcr.io/org/app:v1",
+                    Ok("good"),
+                    true,
+                )
+            },
+            Row {
+                message: "authority \"signed\": bad key",
+                ..row(
+                    "failed verification denies",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "ghcr.io/org/app:v1",
+                    Err("bad key"),
+                    false,
+                )
+            },
+            Row {
+                warnings: 1,
+                ..row(
+                    "warn mode admits",
+                    vec![policy("p", "ghcr.io/**", "warn", KEY)],
+                    "ghcr.io/org/app:v1",
+                    Err("bad key"),
+                    true,
+                )
+            },
+            row(
+                "static pass pins nothing",
+                vec![policy("p", "ghcr.io/**", "enforce", PASS)],
+                "ghcr.io/org/app:v1",
+                Err("unused"),
+                true,
+            ),
+            Row {
+                pinned: Some(format!("ghcr.io/org/app:v1@{D1}")),
+                ..row(
+                    "OR: one authority is enough",
+                    vec![policy("p", "ghcr.io/**", "enforce", &format!("{FAIL}{KEY}"))],
+                    "ghcr.io/org/app:v1",
+                    Ok("good"),
+                    true,
+                )
+            },
+            Row {
+                message: "policy \"q\" failed",
+                ..row(
+                    "AND: every policy must pass",
+                    vec![
+                        policy("p", "ghcr.io/**", "enforce", KEY),
+                        policy("q", "ghcr.io/org/*", "enforce", FAIL),
+                    ],
+                    "ghcr.io/org/app:v1",
+                    Ok("good"),
+                    false,
+                )
+            },
+            Row {
+                message: "no ClusterImagePolicy matches quay.io/x:latest",
+                ..row(
+                    "no match denies by default",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "quay.io/x",
+                    Ok("good"),
+                    false,
+                )
+            },
+            Row {
+                no_match: NoMatchPolicy::Allow,
+                ..row(
+                    "no match allowed",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "quay.io/x",
+                    Ok("good"),
+                    true,
+                )
+            },
+            Row {
+                no_match: NoMatchPolicy::Warn,
+                warnings: 1,
+                ..row(
+                    "no match warned",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "quay.io/x",
+                    Ok("good"),
+                    true,
+                )
+            },
+            Row {
+                message: "the digest of ghcr.io/org/gone:v1 is unknown: not found (404)",
+                ..row(
+                    "unresolvable tag denies with the reason",
+                    vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                    "ghcr.io/org/gone:v1",
+                    Ok("good"),
+                    false,
+                )
+            },
+            row(
+                "digest references need no pin",
+                vec![policy("p", "ghcr.io/**", "enforce", KEY)],
+                "ghcr.io/org/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                Ok("good"),
+                true,
+            ),
+            Row {
+                message: "is invalid",
+                ..row(
+                    "invalid references deny",
+                    vec![policy("p", "**", "enforce", PASS)],
+                    "ghcr.io/Org/App",
+                    Ok("good"),
+                    false,
+                )
+            },
+            Row {
+                message: "spec.policy (rego) cannot be evaluated",
+                ..row(
+                    "an unevaluable spec.policy fails",
+                    vec![format!(
+                        "{}  policy:\n    type: rego\n    data: |\n      package sigstore\n      isCompliant := true\n",
+                        policy("p", "ghcr.io/**", "enforce", PASS)
+                    )],
+                    "ghcr.io/org/app:v1",
+                    Ok("good"),
+                    false,
+                )
+            },
+        ];
+        for row in rows {
+            let verifier = verifier(row.signed);
+            let evaluation = run(&row.policies, &[row.image], &verifier, row.no_match).await;
+            assert_eq!(evaluation.allowed, row.allowed, "{}: {evaluation:?}", row.name);
+            assert_eq!(
+                evaluation.warnings.len(),
+                row.warnings,
+                "{}: {:?}",
+                row.name,
+                evaluation.warnings
+            );
+            assert_eq!(
+                evaluation.pins.first().map(|p| p.image.clone()),
+                row.pinned,
+                "{}",
+                row.name
+            );
+            let text = evaluation.denials.join("\n");
+            assert!(
+                text.contains(row.message),
+                "{}: {text:?} lacks {:?}",
+                row.name,
+                row.message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unmatched_and_static_images_cost_no_calls_and_repeats_are_checked_once() {
+        let verifier = verifier(Ok("good"));
+        let policies = [
+            policy("p", "ghcr.io/**", "enforce", KEY),
+            policy("s", "quay.io/**", "enforce", PASS),
+        ];
+        let evaluation = run(
+            &policies,
+            &["ghcr.io/org/app:v1", "ghcr.io/org/app:v1", "quay.io/a/b", "docker.io/x"],
+            &verifier,
+            NoMatchPolicy::Allow,
+        )
+        .await;
+        assert!(evaluation.allowed);
+        assert_eq!(
+            evaluation.pins.len(),
+            2,
+            "both containers of the verified image are pinned"
+        );
+        let calls = verifier.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec!["resolve ghcr.io/org/app:v1".to_string(), format!("verify signed {D1}")]
+        );
+    }
 }

@@ -174,6 +174,7 @@ impl RegistryVerifier {
 
     async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<String, String> {
         let spec = &check.authority.spec;
+        unsupported_requirements(spec)?;
         let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
             (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
             (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless, check).await?,
@@ -355,6 +356,23 @@ enum Checker {
         ignore_sct: bool,
         authorities: Vec<CertificateAuthority>,
     },
+}
+
+/// Requirements this build cannot check fail the authority: passing it on a signature alone
+/// would admit images that never met them.
+fn unsupported_requirements(authority: &Authority) -> Result<(), String> {
+    if !authority.attestations.is_empty() {
+        return Err("the authority requires attestations, which this signet build cannot verify yet".to_string());
+    }
+    if authority.signature_format.as_deref() == Some("bundle") {
+        return Err(
+            "signatureFormat \"bundle\" (Sigstore bundles) is not supported by this signet build yet".to_string(),
+        );
+    }
+    if authority.rfc3161timestamp.is_some() {
+        return Err("rfc3161timestamp (TSA timestamps) is not supported by this signet build yet".to_string());
+    }
+    Ok(())
 }
 
 /// The payload must be about `digest` and carry the annotations the policy requires.

@@ -1,0 +1,1026 @@
+//! signet's benchmark tool (issue 7): the echo floor server, the load client, the image and
+//! signature seeder, and the driver that measures everything and prints one table.
+//!
+//! `bench/run.sh` builds this in release and runs `bench run …` against a real
+//! `docker-registry` it started; `bench floor` is the minimal axum + rustls HTTPS server that
+//! only echoes an allow AdmissionReview (the physical floor for the warm figure).
+//!
+//! Nothing here tunes a figure: every number printed is measured in this run.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use futures::StreamExt as _;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::pkcs8::EncodePublicKey;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+#[derive(Parser)]
+#[command(about = "signet benchmark: floor server, load client, seeder and driver")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The echo floor: axum + rustls HTTPS answering every POST with an allow AdmissionReview.
+    Floor {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where to write the generated CA (PEM).
+        #[arg(long)]
+        ca_out: PathBuf,
+    },
+    /// Runs every measurement and prints the results table (Markdown) on stdout.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// The `signet` binary.
+    #[arg(long)]
+    signet: PathBuf,
+    /// The registry, `127.0.0.1:PORT` (plain HTTP).
+    #[arg(long)]
+    registry: String,
+    /// The registry's access log (its stdout/stderr).
+    #[arg(long)]
+    registry_log: PathBuf,
+    /// Scratch directory (policies, CA files, signet logs).
+    #[arg(long)]
+    work: PathBuf,
+    /// Connections of the warm load.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Upper bound of one warm load run, seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Upper bound of one warm load run, requests.
+    #[arg(long, default_value_t = 20_000)]
+    max_requests: usize,
+    /// Never-seen images admitted one by one for the cold figure.
+    #[arg(long, default_value_t = 50)]
+    cold: usize,
+    /// Concurrent admissions of one never-seen image.
+    #[arg(long, default_value_t = 500)]
+    burst: usize,
+    /// Distinct signed digests admitted for the RSS figure.
+    #[arg(long, default_value_t = 10_000)]
+    many: usize,
+    /// Concurrency of seeding (registry pushes).
+    #[arg(long, default_value_t = 32)]
+    seed_concurrency: usize,
+    /// Concurrency of admitting the many digests.
+    #[arg(long, default_value_t = 16)]
+    admit_concurrency: usize,
+    /// Starts measured for the time to ready.
+    #[arg(long, default_value_t = 5)]
+    starts: usize,
+    /// signet's `--cache-entries` (its default is 10000).
+    #[arg(long, default_value_t = 10_000)]
+    cache_entries: u64,
+}
+
+fn main() -> Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Cmd::Floor { listen, ca_out } => runtime.block_on(floor(listen, ca_out)),
+        Cmd::Run(args) => runtime.block_on(run(args)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The echo floor
+
+#[derive(serde::Deserialize)]
+struct FloorReview {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    request: FloorRequest,
+}
+
+#[derive(serde::Deserialize)]
+struct FloorRequest {
+    uid: String,
+}
+
+async fn floor(listen: SocketAddr, ca_out: PathBuf) -> Result<()> {
+    use axum::routing::post;
+    let generated = signet::tls::self_signed(&["localhost".to_string(), "127.0.0.1".to_string()])?;
+    std::fs::write(&ca_out, &generated.ca_pem)?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+        generated.cert_pem.into_bytes(),
+        generated.key_pem.into_bytes(),
+    )
+    .await?;
+    let app = axum::Router::new()
+        .route("/validate", post(echo))
+        .route("/mutate", post(echo));
+    axum_server::bind_rustls(listen, config)
+        .serve(app.into_make_service())
+        .await?;
+    Ok(())
+}
+
+async fn echo(body: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match serde_json::from_slice::<FloorReview>(&body) {
+        Ok(review) => {
+            let answer = json!({
+                "apiVersion": review.api_version,
+                "kind": "AdmissionReview",
+                "response": {"uid": review.request.uid, "allowed": true},
+            });
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                serde_json::to_vec(&answer).unwrap_or_default(),
+            )
+                .into_response()
+        }
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and the registry API
+
+struct Key {
+    signing: p256::ecdsa::SigningKey,
+}
+
+impl Key {
+    fn generate() -> Key {
+        loop {
+            let mut secret = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut secret).expect("random bytes");
+            if let Ok(signing) = p256::ecdsa::SigningKey::from_slice(&secret) {
+                return Key { signing };
+            }
+        }
+    }
+
+    fn public_pem(&self) -> String {
+        let der = self.signing.verifying_key().to_public_key_der().expect("spki");
+        pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_bytes().to_vec()))
+    }
+
+    /// DER ECDSA over sha256(message), as cosign signs.
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let digest = sha2::Sha256::digest(message);
+        let signature: p256::ecdsa::Signature = self.signing.sign_prehash(&digest).expect("sign");
+        signature.to_der().as_bytes().to_vec()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Pushes images and cosign signatures over the distribution API.
+#[derive(Clone)]
+struct Pusher {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+}
+
+/// Blobs every image of one repository shares.
+struct Shared {
+    config: (String, usize),
+    layer: (String, usize),
+    cosign_config: (String, usize),
+}
+
+impl Pusher {
+    fn new(host: &str) -> Pusher {
+        Pusher {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            base: format!("http://{host}"),
+            host: host.to_string(),
+        }
+    }
+
+    async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Result<String> {
+        let digest = sha256(bytes);
+        let start = self
+            .http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .await?;
+        if start.status().as_u16() != 202 {
+            bail!("start upload: {}", start.status());
+        }
+        let location = start
+            .headers()
+            .get("location")
+            .context("upload without location")?
+            .to_str()?
+            .to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = self
+            .http
+            .put(format!("{location}{separator}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await?;
+        if put.status().as_u16() != 201 {
+            bail!("upload blob: {}", put.status());
+        }
+        Ok(digest)
+    }
+
+    async fn put_manifest(&self, repo: &str, reference: &str, bytes: Vec<u8>) -> Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("content-type", OCI_MANIFEST)
+            .body(bytes)
+            .send()
+            .await?;
+        if response.status().as_u16() != 201 {
+            bail!("put manifest {repo}:{reference}: {}", response.status());
+        }
+        Ok(())
+    }
+
+    async fn shared(&self, repo: &str) -> Result<Shared> {
+        let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let layer = b"signet bench layer: not a real tarball, never pulled";
+        let cosign_config = br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        Ok(Shared {
+            config: (self.push_blob(repo, config).await?, config.len()),
+            layer: (self.push_blob(repo, layer).await?, layer.len()),
+            cosign_config: (self.push_blob(repo, cosign_config).await?, cosign_config.len()),
+        })
+    }
+
+    /// One tiny image, distinct by an annotation, pushed under `tag` (or by digest), and
+    /// signed in cosign's layout. Returns its digest.
+    async fn signed_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        n: usize,
+        shared: &Shared,
+        key: &Key,
+    ) -> Result<String> {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "size": shared.config.1, "digest": shared.config.0},
+            "layers": [{"mediaType": OCI_LAYER, "size": shared.layer.1, "digest": shared.layer.0}],
+            "annotations": {"dev.signet.bench/n": n.to_string()},
+        })
+        .to_string()
+        .into_bytes();
+        let digest = sha256(&manifest);
+        self.put_manifest(repo, tag.unwrap_or(&digest), manifest).await?;
+        self.sign(repo, &digest, shared, key).await?;
+        Ok(digest)
+    }
+
+    async fn sign(&self, repo: &str, digest: &str, shared: &Shared, key: &Key) -> Result<()> {
+        let payload = json!({
+            "critical": {
+                "identity": {"docker-reference": format!("{}/{repo}", self.host)},
+                "image": {"docker-manifest-digest": digest},
+                "type": "cosign container image signature"
+            },
+            "optional": null
+        })
+        .to_string()
+        .into_bytes();
+        let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&payload));
+        let payload_digest = self.push_blob(repo, &payload).await?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "size": shared.cosign_config.1, "digest": shared.cosign_config.0},
+            "layers": [{
+                "mediaType": SIMPLESIGNING,
+                "size": payload.len(),
+                "digest": payload_digest,
+                "annotations": {"dev.cosignproject.cosign/signature": signature},
+            }],
+        })
+        .to_string()
+        .into_bytes();
+        let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+        self.put_manifest(repo, &tag, manifest).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn https_client(ca_pem: &[u8], http1: bool) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem).expect("CA PEM");
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(30));
+    if http1 {
+        builder = builder.http1_only();
+    }
+    builder.build().expect("https client")
+}
+
+async fn wait_file(path: &Path, deadline: Duration) -> Result<Vec<u8>> {
+    let until = Instant::now() + deadline;
+    loop {
+        match std::fs::read(path) {
+            Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+            _ if Instant::now() > until => bail!("{} was not written", path.display()),
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// A running `signet serve` on free loopback ports; killed when dropped.
+struct SignetProc {
+    child: Child,
+    webhook: String,
+    admin: String,
+    ca_pem: Vec<u8>,
+    log: PathBuf,
+}
+
+impl SignetProc {
+    fn spawn(args: &RunArgs, tag: &str) -> Result<(Child, String, String, PathBuf, PathBuf)> {
+        let (webhook_port, admin_port) = (free_port(), free_port());
+        let ca_path = args.work.join(format!("signet-{tag}-ca.pem"));
+        let log = args.work.join(format!("signet-{tag}.log"));
+        let _ = std::fs::remove_file(&ca_path);
+        let child = Command::new(&args.signet)
+            .arg("serve")
+            .arg("--policy-dir")
+            .arg(args.work.join("policies"))
+            .args(["--listen", &format!("127.0.0.1:{webhook_port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .arg("--tls-ca-out")
+            .arg(&ca_path)
+            .args(["--insecure-registry", &args.registry])
+            .args(["--cache-entries", &args.cache_entries.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("spawn {}", args.signet.display()))?;
+        Ok((
+            child,
+            format!("https://127.0.0.1:{webhook_port}"),
+            format!("http://127.0.0.1:{admin_port}"),
+            ca_path,
+            log,
+        ))
+    }
+
+    async fn start(args: &RunArgs, tag: &str) -> Result<SignetProc> {
+        let (child, webhook, admin, ca_path, log) = SignetProc::spawn(args, tag)?;
+        let mut proc = SignetProc {
+            child,
+            webhook,
+            admin,
+            ca_pem: Vec::new(),
+            log,
+        };
+        proc.ca_pem = wait_file(&ca_path, Duration::from_secs(20)).await?;
+        wait_ready(&reqwest::Client::new(), &proc.admin, Duration::from_secs(20)).await?;
+        Ok(proc)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for SignetProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, admin: &str, deadline: Duration) -> Result<()> {
+    let until = Instant::now() + deadline;
+    let url = format!("{admin}/readyz");
+    loop {
+        if let Ok(response) = http.get(&url).send().await
+            && response.status().as_u16() == 200
+        {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("{url} never answered 200");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission requests and load
+
+/// A Pod AdmissionReview for `image`, split around its uid so each request gets its own.
+struct ReviewTemplate {
+    before: String,
+    after: String,
+}
+
+impl ReviewTemplate {
+    fn pod(image: &str) -> ReviewTemplate {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "@UID@",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+                "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+                "name": "bench",
+                "namespace": "default",
+                "operation": "CREATE",
+                "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+                "object": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "bench", "namespace": "default", "labels": {"app": "bench"}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}
+                },
+                "oldObject": null,
+                "dryRun": false,
+                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+            }
+        })
+        .to_string();
+        let (before, after) = review.split_once("@UID@").expect("uid placeholder");
+        ReviewTemplate {
+            before: before.to_string(),
+            after: after.to_string(),
+        }
+    }
+
+    fn body(&self, uid: &str) -> String {
+        format!("{}{uid}{}", self.before, self.after)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// POSTs one review; Ok(allowed) when signet answered 200 with this uid.
+async fn admit(http: &reqwest::Client, url: &str, template: &ReviewTemplate, uid: &str) -> Result<bool> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(template.body(uid))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    if status != 200 || !contains(&bytes, uid.as_bytes()) {
+        bail!("status {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(contains(&bytes, b"\"allowed\":true"))
+}
+
+struct LoadResult {
+    requests: usize,
+    failures: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl LoadResult {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+fn percentile(sorted: &[f64], pct: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * pct / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 50.0)
+}
+
+/// `connections` keep-alive HTTP/1.1 connections, each sending one request after another,
+/// until `seconds` or `max_requests`. Each connection first sends 20 untimed requests.
+async fn load(url: &str, ca_pem: &[u8], template: Arc<ReviewTemplate>, args: &RunArgs, label: &str) -> LoadResult {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<reqwest::Client> = (0..args.connections).map(|_| https_client(ca_pem, true)).collect();
+    for (c, client) in clients.iter().enumerate() {
+        for i in 0..20 {
+            let _ = admit(client, url, &template, &format!("{label}-warm-{c}-{i}")).await;
+        }
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
+            let (url, template, issued) = (url.to_string(), template.clone(), issued.clone());
+            let max = args.max_requests;
+            let label = label.to_string();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0;
+                while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
+                    let uid = format!("{label}-{c}-{}", latencies.len() + failures);
+                    let sent = Instant::now();
+                    match admit(&client, &url, &template, &uid).await {
+                        Ok(true) => latencies.push(sent.elapsed().as_secs_f64() * 1000.0),
+                        _ => failures += 1,
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await.expect("load task");
+        latencies.extend(l);
+        failures += f;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    LoadResult {
+        requests: latencies.len(),
+        failures,
+        seconds,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry's access log
+
+/// Access-log lines (`… "GET /v2/… HTTP/1.1" 200 …`) with `method` and a path containing
+/// `path_part`.
+fn count_requests(log: &Path, methods: &[&str], path_part: &str) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with("time=") && l.contains(" HTTP/"))
+        .filter(|l| methods.iter().any(|m| l.contains(&format!("\"{m} "))))
+        .filter(|l| l.contains(path_part))
+        .count()
+}
+
+/// Counts after the registry has written its lines (it logs after answering): waits until
+/// at least `at_least` lines are there (up to 3 s), then a little more for stragglers.
+async fn settled_count(log: &Path, methods: &[&str], path_part: &str, at_least: usize) -> usize {
+    let until = Instant::now() + Duration::from_secs(3);
+    while count_requests(log, methods, path_part) < at_least && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    count_requests(log, methods, path_part)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry round trips measured directly
+
+/// One request's time, the body read included.
+async fn timed(request: reqwest::RequestBuilder) -> Result<(f64, reqwest::header::HeaderMap, Vec<u8>)> {
+    let started = Instant::now();
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?.to_vec();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() {
+        bail!("registry answered {status}");
+    }
+    Ok((ms, headers, bytes))
+}
+
+/// The three round trips a cold admission of `repo:tag` needs: HEAD the manifest by tag,
+/// GET the `.sig` manifest, GET the signature payload blob. Returns their summed time (ms).
+async fn registry_round_trips(http: &reqwest::Client, base: &str, repo: &str, tag: &str) -> Result<f64> {
+    let accept = signet::registry::MANIFEST_ACCEPT;
+    let (head_ms, headers, _) = timed(
+        http.head(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .header("accept", accept),
+    )
+    .await?;
+    let digest = headers
+        .get("docker-content-digest")
+        .context("no Docker-Content-Digest")?
+        .to_str()?
+        .to_string();
+    let sig_tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    let (sig_ms, _, manifest) = timed(
+        http.get(format!("{base}/v2/{repo}/manifests/{sig_tag}"))
+            .header("accept", accept),
+    )
+    .await?;
+    let manifest: Value = serde_json::from_slice(&manifest)?;
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .context("no signature layer")?
+        .to_string();
+    let (blob_ms, _, _) = timed(http.get(format!("{base}/v2/{repo}/blobs/{layer}"))).await?;
+    Ok(head_ms + sig_ms + blob_ms)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+fn key_policy(registry: &str, key: &Key) -> String {
+    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
+    format!(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: bench-key\nspec:\n  images:\n  - glob: \"{registry}/bench/**\"\n  authorities:\n  - name: bench-key\n    key:\n      data: |\n{indented}"
+    )
+}
+
+fn say(message: impl AsRef<str>) {
+    eprintln!("[bench {:>7.1}s] {}", elapsed_total(), message.as_ref());
+}
+
+fn elapsed_total() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "MISS" }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    elapsed_total();
+    std::fs::create_dir_all(args.work.join("policies"))?;
+    let key = Key::generate();
+    std::fs::write(args.work.join("policies/bench.yaml"), key_policy(&args.registry, &key))?;
+    let pusher = Pusher::new(&args.registry);
+    let base = format!("http://{}", args.registry);
+    let host = args.registry.clone();
+    let key = Arc::new(key);
+
+    // --- Seeding: warm, cold, burst images, then the many digests.
+    say("seeding images and signatures");
+    let warm_shared = pusher.shared("bench/warm").await?;
+    pusher
+        .signed_image("bench/warm", Some("v1"), 0, &warm_shared, &key)
+        .await?;
+    let cold_shared = pusher.shared("bench/cold").await?;
+    for i in 0..args.cold {
+        pusher
+            .signed_image("bench/cold", Some(&format!("c{i}")), i, &cold_shared, &key)
+            .await?;
+    }
+    let burst_shared = pusher.shared("bench/burst").await?;
+    let burst_digest = pusher
+        .signed_image("bench/burst", Some("v1"), 0, &burst_shared, &key)
+        .await?;
+    let many_shared = Arc::new(pusher.shared("bench/many").await?);
+    let seed_started = Instant::now();
+    let seeded: Vec<Result<String>> = futures::stream::iter(0..args.many)
+        .map(|i| {
+            let (pusher, shared, key) = (pusher.clone(), many_shared.clone(), key.clone());
+            async move { pusher.signed_image("bench/many", None, i, &shared, &key).await }
+        })
+        .buffer_unordered(args.seed_concurrency)
+        .collect()
+        .await;
+    let many_digests: Vec<String> = seeded.into_iter().collect::<Result<_>>()?;
+    let seed_seconds = seed_started.elapsed().as_secs_f64();
+    say(format!(
+        "seeded {} signed images in {seed_seconds:.1} s ({:.0} images/s, 4 registry requests each)",
+        args.many,
+        args.many as f64 / seed_seconds
+    ));
+
+    // --- Warm: signet and the floor under the same load.
+    let signet = SignetProc::start(&args, "main").await?;
+    let warm_image = format!("{host}/bench/warm:v1");
+    let warm_template = Arc::new(ReviewTemplate::pod(&warm_image));
+    let client = https_client(&signet.ca_pem, true);
+    let validate = format!("{}/validate?timeout=10s", signet.webhook);
+    if !admit(&client, &validate, &warm_template, "first").await? {
+        bail!(
+            "the warm image was denied; signet log:\n{}",
+            std::fs::read_to_string(&signet.log).unwrap_or_default()
+        );
+    }
+
+    let floor_port = free_port();
+    let floor_ca = args.work.join("floor-ca.pem");
+    let _ = std::fs::remove_file(&floor_ca);
+    let mut floor_child = Command::new(std::env::current_exe()?)
+        .args(["floor", "--listen", &format!("127.0.0.1:{floor_port}"), "--ca-out"])
+        .arg(&floor_ca)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let floor_ca_pem = wait_file(&floor_ca, Duration::from_secs(10)).await?;
+    let floor_url = format!("https://127.0.0.1:{floor_port}/validate?timeout=10s");
+    say("warm load: floor");
+    let floor_load = load(&floor_url, &floor_ca_pem, warm_template.clone(), &args, "floor").await;
+    let _ = floor_child.kill();
+    let _ = floor_child.wait();
+    say("warm load: signet");
+    // The tag's digest is reused for seconds: refresh it so the run measures cache hits.
+    admit(&client, &validate, &warm_template, "refresh").await?;
+    let signet_load = load(&validate, &signet.ca_pem, warm_template.clone(), &args, "signet").await;
+
+    // --- Cold: never-seen tags, one at a time, next to the registry round trips.
+    say("cold admissions");
+    let direct = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    direct.get(format!("{base}/v2/")).send().await?;
+    let cold_before = count_requests(&args.registry_log, &["HEAD", "GET"], "/v2/bench/cold/");
+    let mut cold_ms = Vec::new();
+    let mut round_trip_ms = Vec::new();
+    let mut cold_denied = 0;
+    for i in 0..args.cold {
+        let template = ReviewTemplate::pod(&format!("{host}/bench/cold:c{i}"));
+        let mut signet_once = async || -> Result<()> {
+            let started = Instant::now();
+            let allowed = admit(&client, &validate, &template, &format!("cold-{i}")).await?;
+            cold_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            if !allowed {
+                cold_denied += 1;
+            }
+            Ok(())
+        };
+        // Alternate who goes first, so neither always meets the registry's warmer caches.
+        if i % 2 == 0 {
+            signet_once().await?;
+            round_trip_ms.push(registry_round_trips(&direct, &base, "bench/cold", &format!("c{i}")).await?);
+        } else {
+            round_trip_ms.push(registry_round_trips(&direct, &base, "bench/cold", &format!("c{i}")).await?);
+            signet_once().await?;
+        }
+    }
+    let cold_after = settled_count(
+        &args.registry_log,
+        &["HEAD", "GET"],
+        "/v2/bench/cold/",
+        cold_before + 6 * args.cold,
+    )
+    .await;
+    let signet_cold_requests = (cold_after - cold_before).saturating_sub(3 * args.cold) as f64 / args.cold as f64;
+
+    // --- Burst: concurrent admissions of one never-seen image.
+    say(format!("burst of {} admissions", args.burst));
+    let burst_path = "/v2/bench/burst/";
+    let burst_before = count_requests(&args.registry_log, &["HEAD", "GET"], burst_path);
+    let burst_template = Arc::new(ReviewTemplate::pod(&format!("{host}/bench/burst:v1")));
+    let burst_client = https_client(&signet.ca_pem, true);
+    let burst_started = Instant::now();
+    let burst_results: Vec<Result<bool>> = futures::future::join_all((0..args.burst).map(|i| {
+        let (client, template, url) = (burst_client.clone(), burst_template.clone(), validate.clone());
+        async move { admit(&client, &url, &template, &format!("burst-{i}")).await }
+    }))
+    .await;
+    let burst_seconds = burst_started.elapsed().as_secs_f64();
+    let burst_allowed = burst_results.iter().filter(|r| matches!(r, Ok(true))).count();
+    let burst_after = settled_count(&args.registry_log, &["HEAD", "GET"], burst_path, burst_before + 1).await;
+    let burst_requests = burst_after - burst_before;
+    let (main_rss, main_hwm) = rss_kib(signet.pid());
+    drop(signet);
+
+    // --- Time to ready.
+    say("time to ready");
+    let mut ready_ms = Vec::new();
+    let poll = reqwest::Client::new();
+    for n in 0..args.starts {
+        let started = Instant::now();
+        let (mut child, _, admin, _, _) = SignetProc::spawn(&args, &format!("ready-{n}"))?;
+        let ready = wait_ready(&poll, &admin, Duration::from_secs(20)).await;
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let _ = child.kill();
+        let _ = child.wait();
+        ready?;
+        ready_ms.push(elapsed);
+    }
+
+    // --- RSS: idle, then after admitting every seeded digest once.
+    say("RSS idle, then admitting the many digests");
+    let signet = SignetProc::start(&args, "rss").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (idle_rss, _) = rss_kib(signet.pid());
+    let many_client = https_client(&signet.ca_pem, true);
+    let many_url = format!("{}/validate?timeout=10s", signet.webhook);
+    let many_before = count_requests(&args.registry_log, &["HEAD"], "/v2/bench/many/");
+    let admit_started = Instant::now();
+    let admitted: Vec<Result<bool>> = futures::stream::iter(many_digests.iter().enumerate())
+        .map(|(i, digest)| {
+            let (client, url) = (many_client.clone(), many_url.clone());
+            let template = ReviewTemplate::pod(&format!("{host}/bench/many@{digest}"));
+            async move { admit(&client, &url, &template, &format!("many-{i}")).await }
+        })
+        .buffer_unordered(args.admit_concurrency)
+        .collect()
+        .await;
+    let admit_seconds = admit_started.elapsed().as_secs_f64();
+    let many_allowed = admitted.iter().filter(|r| matches!(r, Ok(true))).count();
+    let many_heads = count_requests(&args.registry_log, &["HEAD"], "/v2/bench/many/") - many_before;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (after_rss, after_hwm) = rss_kib(signet.pid());
+    drop(signet);
+
+    // --- The table.
+    let ratio_warm = signet_load.rps() / floor_load.rps();
+    let cold_median = median(&cold_ms);
+    let rt_median = median(&round_trip_ms);
+    let cold_ratio = cold_median / rt_median;
+    let mut cold_sorted = cold_ms.clone();
+    cold_sorted.sort_by(f64::total_cmp);
+    let mut rt_sorted = round_trip_ms.clone();
+    rt_sorted.sort_by(f64::total_cmp);
+    let ready_median = median(&ready_ms);
+    let idle_mib = mib(idle_rss);
+    let after_mib = mib(after_rss);
+
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    rows.push([
+        format!("warm throughput, {} conns", args.connections),
+        format!("{:.0} req/s", signet_load.rps()),
+        format!("floor {:.0} req/s", floor_load.rps()),
+        format!("{ratio_warm:.2}×"),
+        "≥ 0.80× floor".into(),
+        verdict(ratio_warm >= 0.8).into(),
+    ]);
+    rows.push([
+        "warm latency p50 / p99".into(),
+        format!("{:.2} / {:.2} ms", signet_load.p50_ms, signet_load.p99_ms),
+        format!("floor {:.2} / {:.2} ms", floor_load.p50_ms, floor_load.p99_ms),
+        format!("{:.2}× (p99)", signet_load.p99_ms / floor_load.p99_ms),
+        "p99 < 2 ms".into(),
+        verdict(signet_load.p99_ms < 2.0).into(),
+    ]);
+    rows.push([
+        format!("cold admission by tag, median of {}", args.cold),
+        format!("{cold_median:.2} ms"),
+        format!("registry round trips {rt_median:.2} ms"),
+        format!("{cold_ratio:.2}×"),
+        "≤ 1.30×".into(),
+        verdict(cold_ratio <= 1.3).into(),
+    ]);
+    rows.push([
+        format!("burst: {} concurrent admissions of one new image", args.burst),
+        format!("{burst_requests} registry requests"),
+        String::new(),
+        String::new(),
+        "≤ 5".into(),
+        verdict(burst_requests <= 5 && burst_allowed == args.burst).into(),
+    ]);
+    rows.push([
+        "RSS idle (1 s after ready)".into(),
+        format!("{idle_mib:.1} MiB"),
+        String::new(),
+        String::new(),
+        "< 20 MiB".into(),
+        verdict(idle_mib < 20.0).into(),
+    ]);
+    rows.push([
+        format!("RSS after {} distinct digests", args.many),
+        format!("{after_mib:.1} MiB"),
+        String::new(),
+        String::new(),
+        "< 100 MiB".into(),
+        verdict(after_mib < 100.0 && many_allowed == args.many).into(),
+    ]);
+    rows.push([
+        format!("time to ready, median of {}", args.starts),
+        format!("{:.0} ms", ready_median),
+        String::new(),
+        String::new(),
+        "< 500 ms".into(),
+        verdict(ready_median < 500.0).into(),
+    ]);
+
+    println!("| figure | signet | reference | ratio | target | result |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        println!("| {} |", row.join(" | "));
+    }
+    println!();
+    println!("Details:");
+    println!();
+    let details = BTreeMap::from([
+        (
+            "1 warm",
+            format!(
+                "`POST /validate?timeout=10s`, Pod with `{warm_image}` (key policy, verified once before), {} keep-alive HTTP/1.1 connections over TLS, each sending back to back after 20 untimed requests; bounded by {} s or {} requests. signet: {} requests in {:.2} s, {} failed; floor: {} requests in {:.2} s, {} failed.",
+                args.connections,
+                args.seconds,
+                args.max_requests,
+                signet_load.requests,
+                signet_load.seconds,
+                signet_load.failures,
+                floor_load.requests,
+                floor_load.seconds,
+                floor_load.failures
+            ),
+        ),
+        (
+            "2 cold",
+            format!(
+                "{} never-seen tags `{host}/bench/cold:cN`, admitted one at a time on a keep-alive connection. signet p90 {:.2} ms, max {:.2} ms; registry round trips (HEAD manifest by tag + GET `.sig` manifest + GET payload blob, timed by this tool on a keep-alive connection) p90 {:.2} ms, max {:.2} ms. Registry requests per cold admission counted in the access log: {signet_cold_requests:.2}. Denied: {cold_denied}.",
+                args.cold,
+                percentile(&cold_sorted, 90.0),
+                cold_sorted.last().copied().unwrap_or(f64::NAN),
+                percentile(&rt_sorted, 90.0),
+                rt_sorted.last().copied().unwrap_or(f64::NAN),
+            ),
+        ),
+        (
+            "3 burst",
+            format!(
+                "`{host}/bench/burst:v1` (digest {burst_digest}), {} admissions sent at once (HTTP/1.1, one connection each); {burst_allowed} allowed, answered in {burst_seconds:.2} s; registry requests = access-log lines with `\"HEAD ` or `\"GET ` on `/v2/bench/burst/` after minus before. signet RSS after warm, cold and burst: {:.1} MiB (peak {:.1} MiB).",
+                args.burst,
+                mib(main_rss),
+                mib(main_hwm)
+            ),
+        ),
+        (
+            "4 rss",
+            format!(
+                "VmRSS from `/proc/PID/status` of a fresh `signet serve` with `--cache-entries {}` (signature and verified-result TTL: signet's default `--signature-ttl-seconds`, 60 s). {} images seeded (shared config and layer, distinct manifest by annotation, each cosign-signed) in {seed_seconds:.1} s; admitted once each by digest (`{host}/bench/many@sha256:…`) with {} concurrent requests in {admit_seconds:.1} s ({:.0} admissions/s), {many_allowed} allowed, {many_heads} tag lookups. After: VmRSS {after_mib:.1} MiB, peak (VmHWM) {:.1} MiB.",
+                args.cache_entries,
+                args.many,
+                args.admit_concurrency,
+                args.many as f64 / admit_seconds,
+                mib(after_hwm)
+            ),
+        ),
+        (
+            "5 ready",
+            format!(
+                "spawn of `signet serve --policy-dir …` to the first 200 of `GET /readyz` (polled every 2 ms), {} starts: {}.",
+                args.starts,
+                ready_ms
+                    .iter()
+                    .map(|ms| format!("{ms:.0} ms"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    ]);
+    for (name, text) in details {
+        println!("- **{}**: {text}", &name[2..]);
+    }
+    say("done");
+    Ok(())
+}
