@@ -126,6 +126,9 @@ struct RegistryArgs {
     /// How long fetched signatures are reused (seconds).
     #[arg(long, env = "SIGNET_SIGNATURE_TTL_SECONDS", default_value = "60")]
     signature_ttl_seconds: u64,
+    /// How long a tag's resolved digest is reused (seconds).
+    #[arg(long, env = "SIGNET_DIGEST_TTL_SECONDS", default_value = "10")]
+    digest_ttl_seconds: u64,
     /// Docker `config.json` with registry credentials, tried after the pod's pull secrets.
     #[arg(long, env = "SIGNET_REGISTRY_AUTH_FILE")]
     registry_auth_file: Option<PathBuf>,
@@ -251,8 +254,8 @@ fn trust_root(args: &RegistryArgs) -> anyhow::Result<TrustRoot> {
 fn verifier(args: &RegistryArgs, trust: TrustRoot, cluster: Option<ClusterAccess>) -> anyhow::Result<RegistryVerifier> {
     let settings = VerifierSettings {
         signature_ttl: Duration::from_secs(args.signature_ttl_seconds),
+        digest_ttl: Duration::from_secs(args.digest_ttl_seconds),
         cache_entries: args.cache_entries,
-        ..VerifierSettings::default()
     };
     Ok(RegistryVerifier::new(
         registry_client(args)?,

@@ -163,7 +163,7 @@ pub async fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Option
         reg,
         client(reg).get(format!("{}/v2/{repo}/manifests/{reference}", reg.url())),
     )
-    .header("accept", OCI_MANIFEST)
+    .header("accept", signet::registry::MANIFEST_ACCEPT)
     .send()
     .await
     .expect("get manifest");
