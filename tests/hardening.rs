@@ -46,7 +46,14 @@ async fn moved_and_lying_tags_and_swapped_index_children_are_denied() {
     let dir = policy_dir(&[&key_policy("**", &key)]);
     let signet = Signet::start(
         dir.path(),
-        &["--insecure-registry", &host, "--no-match-policy", "allow"],
+        &[
+            "--insecure-registry",
+            &host,
+            "--no-match-policy",
+            "allow",
+            "--digest-ttl-seconds",
+            "1",
+        ],
     )
     .await;
 
