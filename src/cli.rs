@@ -160,6 +160,9 @@ struct VerifyArgs {
     /// Policy file or folder; repeatable.
     #[arg(long, required = true)]
     policy: Vec<PathBuf>,
+    /// Also show, for every policy, whether its globs match the image and why not.
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     decision: DecisionArgs,
     #[command(flatten)]
@@ -435,6 +438,9 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         args.decision.no_match_policy,
     )
     .await;
+    if args.explain {
+        print!("{}", crate::report::explain_matching(&args.image, &snapshot));
+    }
     print!("{}", crate::report::verification_report(&args.image, &evaluation));
     Ok(if evaluation.allowed {
         ExitCode::SUCCESS

@@ -3,6 +3,65 @@
 use std::fmt::Write as _;
 
 use crate::policy::evaluate::{Evaluation, ImageVerdict};
+use crate::policy::glob::candidates;
+use crate::policy::reference::ImageRef;
+use crate::policy::snapshot::PolicySnapshot;
+
+/// For `signet verify --explain`: every policy, whether its globs match the image (and the
+/// spellings tried when none does), and the policies that were not loaded at all.
+pub fn explain_matching(image: &str, snapshot: &PolicySnapshot) -> String {
+    let mut out = String::new();
+    let parsed = match ImageRef::parse(image) {
+        Ok(parsed) => parsed,
+        Err(e) => return format!("explain: {e}\n"),
+    };
+    let spellings = candidates(&parsed);
+    let _ = writeln!(out, "explain: {image} is matched as {}", spellings.join(", "));
+    for policy in &snapshot.policies {
+        let matching: Vec<&str> = policy
+            .globs
+            .iter()
+            .filter(|g| g.matches(&parsed))
+            .map(|g| g.as_str())
+            .collect();
+        if matching.is_empty() {
+            let globs: Vec<String> = policy
+                .globs
+                .iter()
+                .map(|g| format!("{:?} (/{}/)", g.as_str(), g.pattern()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  policy {:?}: no glob matches; globs {}",
+                policy.name,
+                globs.join(", ")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  policy {:?}: glob {:?} matches",
+                policy.name,
+                matching.join(", ")
+            );
+        }
+        if !policy.matches.is_empty() {
+            let kinds: Vec<String> = policy
+                .matches
+                .iter()
+                .map(|m| format!("{}/{}", m.group, m.resource))
+                .collect();
+            let _ = writeln!(
+                out,
+                "    applies only to {} (signet verify checks as a Pod)",
+                kinds.join(", ")
+            );
+        }
+    }
+    for rejected in &snapshot.rejected {
+        let _ = writeln!(out, "  policy {:?} is not loaded: {}", rejected.name, rejected.error);
+    }
+    out
+}
 
 /// Every policy and authority checked for `image`, then the outcome, in the spirit of
 /// cosign's "The following checks were performed on each of these signatures".

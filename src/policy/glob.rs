@@ -56,6 +56,11 @@ impl Glob {
         &self.source
     }
 
+    /// The regular expression the glob became, for explanations.
+    pub fn pattern(&self) -> &str {
+        self.regex.as_str()
+    }
+
     pub fn matches(&self, image: &ImageRef) -> bool {
         candidates(image).iter().any(|c| self.regex.is_match(c))
     }
@@ -105,7 +110,8 @@ fn translate(glob: &str) -> String {
     pattern
 }
 
-fn candidates(image: &ImageRef) -> Vec<String> {
+/// The spellings of `image` a glob is matched against, most normalised first.
+pub fn candidates(image: &ImageRef) -> Vec<String> {
     let name = image.name();
     let mut out = vec![image.to_string(), image.raw().to_string()];
     if let Some(tag) = image.effective_tag() {
@@ -115,6 +121,8 @@ fn candidates(image: &ImageRef) -> Vec<String> {
         out.push(format!("{name}@{digest}"));
     }
     out.push(name);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|spelling| seen.insert(spelling.clone()));
     out
 }
 

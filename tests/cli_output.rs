@@ -1,0 +1,88 @@
+//! Golden output of the operator commands: what `signet verify --explain` and `signet review`
+//! print for the README's examples. A change to these texts is a change users see.
+
+use std::process::Command;
+
+fn signet(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["--log-level", "error"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run signet");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn verify_explain_shows_why_no_policy_matched() {
+    let (code, output) = signet(&["verify", "nginx:1.27", "--policy", "deploy/examples", "--explain"]);
+    assert_eq!(code, 1);
+    let expected = r#"explain: nginx:1.27 is matched as index.docker.io/library/nginx:1.27, nginx:1.27, index.docker.io/library/nginx
+  policy "allow-system-images": no glob matches; globs "quay.io/jetstack/cert-manager-*" (/^quay\.io/jetstack/cert\-manager\-[^/]*$/), "quay.io/prometheus/**" (/^quay\.io/prometheus/.*$/), "quay.io/prometheus-operator/**" (/^quay\.io/prometheus\-operator/.*$/), "docker.io/calico/*" (/^index\.docker\.io/calico/[^/]*$/)
+  policy "kubernetes-release-images": no glob matches; globs "registry.k8s.io/**" (/^registry\.k8s\.io/.*$/)
+  policy "signed-by-github-actions": no glob matches; globs "ghcr.io/my-org/**" (/^ghcr\.io/my\-org/.*$/)
+  policy "team-a-signed-with-cosign-key": no glob matches; globs "registry.example.com/team-a/**" (/^registry\.example\.com/team\-a/.*$/)
+image: nginx:1.27
+  normalised: index.docker.io/library/nginx:1.27
+  no ClusterImagePolicy matches this image
+denied: container "verify" image "nginx:1.27": no ClusterImagePolicy matches index.docker.io/library/nginx:1.27
+result: denied
+"#;
+    assert_eq!(output, expected);
+}
+
+#[test]
+fn verify_explain_shows_the_matching_glob() {
+    let (code, output) = signet(&[
+        "verify",
+        "quay.io/prometheus/node-exporter:v1.8.0",
+        "--policy",
+        "deploy/examples",
+        "--explain",
+    ]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("policy \"allow-system-images\": glob \"quay.io/prometheus/**\" matches"),
+        "{output}"
+    );
+    assert!(
+        output.contains("authority \"system-images\" passed: static pass"),
+        "{output}"
+    );
+    assert!(output.ends_with("result: allowed\n"), "{output}");
+}
+
+#[test]
+fn review_prints_the_answer_and_decodes_the_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: deny-busybox\nspec:\n  images:\n  - glob: \"index.docker.io/library/busybox*\"\n  authorities:\n  - static:\n      action: fail\n      message: busybox is not allowed here\n";
+    std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
+    let policy_path = dir.path().to_str().unwrap();
+    let (code, output) = signet(&[
+        "review",
+        "deploy/examples/requests/pod.json",
+        "--policy",
+        policy_path,
+        "--no-match-policy",
+        "allow",
+    ]);
+    assert_eq!(code, 1);
+    let expected = r#"{
+  "apiVersion": "admission.k8s.io/v1",
+  "kind": "AdmissionReview",
+  "response": {
+    "allowed": false,
+    "status": {
+      "code": 403,
+      "message": "container \"setup\" image \"docker.io/library/busybox:1.36\": policy \"deny-busybox\" failed: authority \"authority-0\": busybox is not allowed here",
+      "reason": "Forbidden"
+    },
+    "uid": "705ab4f5-6393-11e8-b7cc-42010a800002"
+  }
+}
+"#;
+    assert_eq!(output, expected);
+}
