@@ -18,6 +18,7 @@ use crate::registry::credentials::Keychain;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
 use crate::sources::cluster::ClusterAccess;
+use crate::sources::events::EventRecorder;
 use crate::sources::{SnapshotHandle, folder};
 use crate::verify::trust::TrustRoot;
 use crate::verify::{RegistryVerifier, VerifierSettings};
@@ -287,6 +288,7 @@ fn admission(
     registry: &RegistryArgs,
     cluster: Option<ClusterAccess>,
 ) -> anyhow::Result<Admission> {
+    let events = cluster.as_ref().map(|c| EventRecorder::new(c.client()));
     let metrics = Metrics::new().context("cannot register metrics")?;
     let trust = trust_root(registry)?;
     report_trust_root_expiry(&trust, &metrics);
@@ -296,6 +298,7 @@ fn admission(
         no_match: decision.no_match_policy,
         metrics,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),
+        events,
     })
 }
 

@@ -234,3 +234,55 @@ async fn pull_secrets_of_the_pod_and_its_service_account_open_private_registries
         "no secrets in messages or logs"
     );
 }
+
+#[tokio::test]
+async fn denials_and_warnings_become_events_on_the_workload() {
+    let api = FakeApiServer::start().await;
+    api.apply_policy(static_policy("block-evil", "evil.example.com/**", "fail"));
+    let mut warn = static_policy("audit", "audited.example.com/**", "fail");
+    warn["spec"]["mode"] = json!("warn");
+    api.apply_policy(warn);
+    let dir = tempfile::tempdir().unwrap();
+    let signet = start_in_cluster(&api, dir.path(), &["--no-match-policy", "allow"]).await;
+
+    let mut denied = pod_review("d", &["evil.example.com/x"]);
+    denied["request"]["name"] = json!("web-1");
+    assert_eq!(signet.review("mutate", &denied).await["allowed"], false);
+    let mut dry = pod_review("dry", &["evil.example.com/x"]);
+    dry["request"]["dryRun"] = json!(true);
+    assert_eq!(signet.review("validate", &dry).await["allowed"], false);
+    let mut warned = pod_review("w", &["audited.example.com/x"]);
+    warned["request"]["name"] = json!("web-2");
+    assert_eq!(signet.review("mutate", &warned).await["allowed"], true);
+    assert_eq!(signet.review("validate", &warned).await["allowed"], true);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.events().len() < 2 {
+        assert!(Instant::now() < deadline, "events: {:?}", api.events());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.events();
+    assert_eq!(
+        events.len(),
+        2,
+        "one per denial, one per warned validation, none for dry runs: {events:?}"
+    );
+    let denial = events
+        .iter()
+        .find(|e| e["reason"] == "ImageDenied")
+        .expect("a denial event");
+    assert_eq!(denial["involvedObject"]["kind"], "Pod");
+    assert_eq!(denial["involvedObject"]["name"], "web-1");
+    assert_eq!(denial["type"], "Warning");
+    assert!(denial["message"].as_str().unwrap().contains("block-evil"), "{denial}");
+    let warning = events
+        .iter()
+        .find(|e| e["reason"] == "ImagePolicyWarning")
+        .expect("a warning event");
+    assert_eq!(warning["involvedObject"]["name"], "web-2");
+    assert!(
+        signet.logs().contains("\"policy\":\"block-evil\"") && signet.logs().contains("\"outcome\":\"failed\""),
+        "structured decision logs"
+    );
+}

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, Verifier, evaluate};
 use crate::sources::SnapshotHandle;
+use crate::sources::events::{EventRecorder, Involved};
 use review::{AdmissionRequest, Answer, ReviewError, parse_review, render_response};
 use workload::{Workload, pod_spec_pointer, workload};
 
@@ -43,6 +44,8 @@ pub struct Admission {
     pub metrics: Metrics,
     /// Answer budget when the API server does not send `?timeout=`.
     pub default_budget: Duration,
+    /// Kubernetes Events for denials and warnings, in a cluster.
+    pub events: Option<EventRecorder>,
 }
 
 impl Admission {
@@ -97,7 +100,9 @@ impl Admission {
         } else {
             Answer::deny(evaluation.denials.join("\n"))
         };
-        answer.warnings = evaluation.warnings;
+        answer.warnings = evaluation.warnings.clone();
+        log_verdicts(request, &evaluation);
+        self.record_events(request, endpoint, &answer);
         if endpoint == Endpoint::Mutate {
             // `test` first: the patch applies only to the object signet reviewed.
             answer.patch = evaluation
@@ -150,6 +155,87 @@ impl Admission {
             elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "admission reviewed"
         );
+    }
+}
+
+impl Admission {
+    /// A denial (from either endpoint) or warnings (from `/validate`, so a mutated object
+    /// does not report twice) become a Warning Event on the workload. Dry runs record nothing.
+    fn record_events(&self, request: &AdmissionRequest, endpoint: Endpoint, answer: &Answer) {
+        let Some(events) = &self.events else { return };
+        if request.dry_run == Some(true) {
+            return;
+        }
+        let involved = involved_object(request);
+        match (&answer.message, answer.allowed) {
+            (Some(message), false) => events.record(involved, "ImageDenied", message.clone()),
+            _ if endpoint == Endpoint::Validate && !answer.warnings.is_empty() => {
+                events.record(involved, "ImagePolicyWarning", answer.warnings.join("\n"))
+            }
+            _ => {}
+        }
+    }
+}
+
+fn involved_object(request: &AdmissionRequest) -> Involved {
+    let metadata = request.object.as_ref().and_then(|o| o.get("metadata"));
+    let field = |name: &str| {
+        metadata
+            .and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let kind = &request.kind;
+    Involved {
+        api_version: if kind.group.is_empty() {
+            kind.version.clone()
+        } else {
+            format!("{}/{}", kind.group, kind.version)
+        },
+        kind: kind.kind.clone(),
+        namespace: request.namespace.clone().unwrap_or_default(),
+        name: request
+            .name
+            .clone()
+            .or_else(|| field("name"))
+            .or_else(|| field("generateName"))
+            .unwrap_or_default(),
+        uid: field("uid"),
+    }
+}
+
+/// One structured log line per (image, policy): what was checked and how it ended.
+fn log_verdicts(request: &AdmissionRequest, evaluation: &crate::policy::evaluate::Evaluation) {
+    use crate::policy::evaluate::ImageVerdict;
+    for (image, verdict) in &evaluation.verdicts {
+        let ImageVerdict::Checked { digest, policies, .. } = verdict else {
+            tracing::info!(uid = %request.uid, image = %image, outcome = "unmatched-or-invalid", "image reviewed");
+            continue;
+        };
+        for policy in policies {
+            let passed_by = policy
+                .authorities
+                .iter()
+                .find(|a| a.outcome.is_ok())
+                .map(|a| a.authority.as_str());
+            let failures: Vec<String> = policy
+                .authorities
+                .iter()
+                .filter_map(|a| a.outcome.as_ref().err().map(|why| format!("{}: {why}", a.authority)))
+                .collect();
+            tracing::info!(
+                uid = %request.uid,
+                namespace = request.namespace.as_deref().unwrap_or_default(),
+                kind = %request.kind.kind,
+                image = %image,
+                digest = digest.as_deref().unwrap_or_default(),
+                policy = %policy.policy,
+                authority = passed_by.unwrap_or_default(),
+                outcome = if policy.passed() { "passed" } else { "failed" },
+                failures = %failures.join("; "),
+                "image reviewed"
+            );
+        }
     }
 }
 

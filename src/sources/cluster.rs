@@ -51,6 +51,10 @@ impl ClusterAccess {
         }
     }
 
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

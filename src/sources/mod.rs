@@ -3,6 +3,7 @@
 //! locks, and readiness waits for the first.
 
 pub mod cluster;
+pub mod events;
 pub mod folder;
 pub mod kube;
 

@@ -31,6 +31,7 @@ struct ApiState {
     events: broadcast::Sender<String>,
     requests: Arc<Mutex<Vec<String>>>,
     status_patches: Arc<Mutex<Vec<(String, Value)>>>,
+    recorded_events: Arc<Mutex<Vec<Value>>>,
 }
 
 pub struct FakeApiServer {
@@ -57,10 +58,15 @@ impl FakeApiServer {
             events,
             requests: Arc::default(),
             status_patches: Arc::default(),
+            recorded_events: Arc::default(),
         };
         let app = Router::new()
             .route("/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies", get(policies))
             .route("/apis/policy.sigstore.dev/v1alpha1/trustroots", get(trust_roots))
+            .route(
+                "/api/v1/namespaces/{namespace}/events",
+                axum::routing::post(create_event),
+            )
             .route(
                 "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies/{name}/status",
                 axum::routing::patch(patch_status),
@@ -131,6 +137,11 @@ impl FakeApiServer {
             .expect("lock")
             .service_accounts
             .insert((namespace.into(), name.into()), account);
+    }
+
+    /// The Events created so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.state.recorded_events.lock().expect("lock").clone()
     }
 
     /// The status patches received, by policy name, in order.
@@ -269,6 +280,13 @@ async fn patch_status(
         }
         None => missing("clusterimagepolicies", &name),
     }
+}
+
+async fn create_event(State(state): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let mut event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.recorded_events.lock().expect("lock").push(event.clone());
+    event["metadata"]["name"] = json!("event-1");
+    (StatusCode::CREATED, axum::Json(event)).into_response()
 }
 
 async fn not_found() -> Response {
