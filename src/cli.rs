@@ -294,7 +294,7 @@ fn admission(
     report_trust_root_expiry(&trust, &metrics);
     Ok(Admission {
         snapshot,
-        verifier: Arc::new(verifier(registry, trust, cluster)?),
+        verifier: Arc::new(verifier(registry, trust, cluster)?.with_metrics(metrics.clone())),
         no_match: decision.no_match_policy,
         metrics,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),

@@ -14,6 +14,15 @@ pub struct Metrics {
     pub rejected_policies: IntGauge,
     /// Unix time at which the first certificate or key of the trust root expires.
     pub trust_root_expiry: IntGauge,
+    /// Registry requests by registry host and HTTP status (hosts are the registries the
+    /// policies' images live in: few).
+    pub registry_requests: IntCounterVec,
+    /// Cache lookups by cache (`signatures`, `verified`, `digests`) and result (`hit`, `miss`).
+    pub cache_lookups: IntCounterVec,
+    /// Time to verify one authority against one digest, cache misses only, by kind and outcome.
+    pub verification_seconds: HistogramVec,
+    /// AdmissionReviews being answered right now.
+    pub in_flight: IntGauge,
 }
 
 impl Metrics {
@@ -43,6 +52,32 @@ impl Metrics {
         )?;
         registry.register(Box::new(rejected_policies.clone()))?;
         registry.register(Box::new(trust_root_expiry.clone()))?;
+        let registry_requests = IntCounterVec::new(
+            Opts::new(
+                "signet_registry_requests_total",
+                "Registry requests by registry and HTTP status",
+            ),
+            &["registry", "status"],
+        )?;
+        let cache_lookups = IntCounterVec::new(
+            Opts::new("signet_cache_lookups_total", "Cache lookups by cache and result"),
+            &["cache", "result"],
+        )?;
+        let verification_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "signet_verification_duration_seconds",
+                "Time to verify one authority (cache misses)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["kind", "outcome"],
+        )?;
+        let in_flight = IntGauge::new("signet_admissions_in_flight", "AdmissionReviews being answered")?;
+        registry.register(Box::new(registry_requests.clone()))?;
+        registry.register(Box::new(cache_lookups.clone()))?;
+        registry.register(Box::new(verification_seconds.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         Ok(Metrics {
             registry,
             admissions,
@@ -50,6 +85,10 @@ impl Metrics {
             policies,
             rejected_policies,
             trust_root_expiry,
+            registry_requests,
+            cache_lookups,
+            verification_seconds,
+            in_flight,
         })
     }
 

@@ -50,6 +50,22 @@ async fn a_burst_of_admissions_of_one_image_costs_one_fetch() {
         sig_requests, 1,
         "one signature fetch for 50 admissions and two policies"
     );
+
+    let (_, metrics) = signet.admin_get("/metrics").await;
+    for line in [
+        "signet_cache_lookups_total{cache=\"digests\",result=\"miss\"} 1",
+        "signet_cache_lookups_total{cache=\"signatures\",result=\"miss\"} 1",
+        "signet_cache_lookups_total{cache=\"verified\",result=\"miss\"} 1",
+        "signet_admissions_in_flight 0",
+        "signet_verification_duration_seconds_count{kind=\"key\",outcome=\"passed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    let registry_line = format!(
+        "signet_registry_requests_total{{registry=\"{}\",status=\"200\"}}",
+        registry.host()
+    );
+    assert!(metrics.contains(&registry_line), "{metrics}");
 }
 
 #[tokio::test]

@@ -58,6 +58,8 @@ impl Admission {
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, ReviewError> {
         let started = Instant::now();
+        self.metrics.in_flight.inc();
+        let _in_flight = InFlight(&self.metrics.in_flight);
         let review = parse_review(body)?;
         let (uid, answer) = match &review.request {
             Err(why) => (String::new(), Answer::deny(why.clone())),
@@ -236,6 +238,15 @@ fn log_verdicts(request: &AdmissionRequest, evaluation: &crate::policy::evaluate
                 "image reviewed"
             );
         }
+    }
+}
+
+/// Decrements the in-flight gauge however `handle` returns.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

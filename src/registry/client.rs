@@ -49,6 +49,8 @@ struct Inner {
     tokens: TokenCache,
     /// Endpoints that challenged with Basic: later calls send credentials up front.
     basic_endpoints: Mutex<HashSet<String>>,
+    /// `signet_registry_requests_total{registry, status}`, when metrics are wanted.
+    requests: Option<prometheus::IntCounterVec>,
 }
 
 /// One operation: what it is about (for errors), where it goes, and its deadline.
@@ -136,8 +138,18 @@ impl RegistryClient {
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
                 basic_endpoints: Mutex::new(HashSet::new()),
+                requests: None,
             }),
         })
+    }
+
+    /// Counts every request by registry and HTTP status (`error` for transport failures).
+    /// Call right after [`RegistryClient::new`], before the client is cloned.
+    pub fn with_request_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.requests = Some(counter);
+        }
+        self
     }
 
     /// HEAD (fallback GET) the manifest for a tag or digest with the full Accept list;
@@ -360,7 +372,16 @@ impl RegistryClient {
         if let Some(auth) = auth {
             req = req.header(AUTHORIZATION, sensitive_header(call, auth)?);
         }
-        let resp = req.send().await.map_err(|e| classify(call, &e))?;
+        let sent = req.send().await;
+        if let Some(counter) = &self.inner.requests {
+            let status = sent
+                .as_ref()
+                .map_or_else(|_| "error".to_string(), |r| r.status().as_u16().to_string());
+            counter
+                .with_label_values(&[call.target.registry.as_str(), status.as_str()])
+                .inc();
+        }
+        let resp = sent.map_err(|e| classify(call, &e))?;
         debug!(%method, %url, status = resp.status().as_u16(), "registry response");
         Ok(resp)
     }

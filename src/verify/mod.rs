@@ -11,11 +11,13 @@ pub mod sct;
 pub mod trust;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::api::cip::{Authority, Identity, KeyRef, KeylessRef};
+use crate::metrics::Metrics;
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
@@ -80,6 +82,7 @@ pub struct RegistryVerifier {
     cluster: Option<ClusterAccess>,
     /// Credentials from `--registry-auth-file`, tried after the pod's own.
     keychain: Keychain,
+    metrics: Option<Metrics>,
 }
 
 impl RegistryVerifier {
@@ -98,6 +101,7 @@ impl RegistryVerifier {
             digests: cache(settings.cache_entries, settings.digest_ttl),
             cluster,
             keychain,
+            metrics: None,
         }
     }
 
@@ -138,15 +142,34 @@ impl RegistryVerifier {
     ) -> Result<Arc<Vec<SignatureLayer>>, String> {
         let signatures = &location.signatures;
         let key = (signatures.clone(), digest.to_string());
-        self.signatures
+        let missed = AtomicBool::new(false);
+        let fetched = self
+            .signatures
             .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
                 let credentials = self.signature_credentials(location, context).await;
                 fetch_signatures(&self.registry, signatures, digest, &credentials)
                     .await
                     .map(Arc::new)
             })
             .await
-            .map_err(|e: Arc<FetchError>| format!("cannot fetch signatures from {}: {e}", signatures.describe(digest)))
+            .map_err(|e: Arc<FetchError>| format!("cannot fetch signatures from {}: {e}", signatures.describe(digest)));
+        self.count_lookup("signatures", &missed);
+        fetched
+    }
+
+    fn count_lookup(&self, cache: &'static str, missed: &AtomicBool) {
+        if let Some(metrics) = &self.metrics {
+            let result = if missed.load(Ordering::Relaxed) { "miss" } else { "hit" };
+            metrics.cache_lookups.with_label_values(&[cache, result]).inc();
+        }
+    }
+
+    /// Records metrics: registry requests by the client, caches and verification times here.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.registry = self.registry.with_request_counter(metrics.registry_requests.clone());
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The public key of a `key` authority: inline, or from a Secret in signet's namespace.
@@ -170,6 +193,21 @@ impl RegistryVerifier {
             ));
         }
         Err("the key authority names no key".to_string())
+    }
+
+    fn observe_verification(&self, check: &AuthorityCheck<'_>, passed: bool, elapsed: Duration) {
+        if let Some(metrics) = &self.metrics {
+            let kind = match check.authority.kind {
+                AuthorityKind::Key => "key",
+                AuthorityKind::Keyless => "keyless",
+                AuthorityKind::Static { .. } => "static",
+            };
+            let outcome = if passed { "passed" } else { "failed" };
+            metrics
+                .verification_seconds
+                .with_label_values(&[kind, outcome])
+                .observe(elapsed.as_secs_f64());
+        }
     }
 
     async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<String, String> {
@@ -418,9 +456,11 @@ impl Verifier for RegistryVerifier {
                 image.registry_reference(),
                 credentials.identity()
             );
+            let missed = AtomicBool::new(false);
             let digest = self
                 .digests
                 .try_get_with(key, async {
+                    missed.store(true, Ordering::Relaxed);
                     self.registry
                         .resolve_digest(
                             image.registry(),
@@ -432,8 +472,9 @@ impl Verifier for RegistryVerifier {
                         .map(Arc::new)
                 })
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok(digest.as_ref().clone())
+                .map_err(|e| e.to_string());
+            self.count_lookup("digests", &missed);
+            Ok(digest?.as_ref().clone())
         })
     }
 
@@ -446,12 +487,20 @@ impl Verifier for RegistryVerifier {
             );
             // Successes are reused until the signature TTL; concurrent checks of the same
             // (image, digest, authority) share one verification. Failures are recomputed.
+            let missed = AtomicBool::new(false);
             let verified = self
                 .verified
-                .try_get_with(key, async { self.verify_uncached(&check).await.map(Arc::new) })
+                .try_get_with(key, async {
+                    missed.store(true, Ordering::Relaxed);
+                    let started = std::time::Instant::now();
+                    let outcome = self.verify_uncached(&check).await;
+                    self.observe_verification(&check, outcome.is_ok(), started.elapsed());
+                    outcome.map(Arc::new)
+                })
                 .await
-                .map_err(|e| e.as_ref().clone())?;
-            Ok(verified.as_ref().clone())
+                .map_err(|e| e.as_ref().clone());
+            self.count_lookup("verified", &missed);
+            Ok(verified?.as_ref().clone())
         })
     }
 }
