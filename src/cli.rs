@@ -14,6 +14,7 @@ use crate::admission::workload::ContainerImage;
 use crate::admission::{Admission, Endpoint};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
+use crate::policy::reference::ImageRef;
 use crate::registry::credentials::Keychain;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
@@ -53,6 +54,13 @@ enum Command {
     Verify(VerifyArgs),
     /// Answer an AdmissionReview file offline, exactly as the webhook would.
     Review(ReviewArgs),
+    /// Show what is attached to an image: signatures, attestations, SBOMs, referrers.
+    Tree {
+        /// The image reference.
+        image: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Print the CustomResourceDefinitions (or write them to a folder).
     Crd {
         /// Write one file per CRD into this folder instead of printing.
@@ -214,6 +222,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify(args).await,
         Command::Review(args) => review(args).await,
+        Command::Tree { image, registry } => tree(&image, &registry).await,
         Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
     }
 }
@@ -450,6 +459,16 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn tree(image: &str, args: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    let image = ImageRef::parse(image)?;
+    let credentials = keychain(args)?.for_registry(image.registry());
+    let text = crate::verify::tree::attachment_tree(&registry_client(args)?, &image, &credentials)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Shows the patch as JSON next to its base64 form, which is what a person wants to read.

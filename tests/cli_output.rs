@@ -86,3 +86,85 @@ fn review_prints_the_answer_and_decodes_the_patch() {
 "#;
     assert_eq!(output, expected);
 }
+
+mod support;
+
+#[tokio::test]
+async fn tree_lists_signatures_attestations_and_referrers() {
+    use support::{Registry, SignOptions, TestKey, build_image, push_blob, put_manifest, require_tools, sign_image};
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let host = registry.host();
+    let digest = build_image(&registry, "tree/app", "v1", "tree");
+    let key = TestKey::generate();
+    sign_image(&registry, "tree/app", &digest, &key, &SignOptions::default()).await;
+    sign_image(
+        &registry,
+        "tree/app",
+        &digest,
+        &TestKey::generate(),
+        &SignOptions {
+            append: true,
+            ..SignOptions::default()
+        },
+    )
+    .await;
+    // A referrer recorded through the tag schema, as registries without the API keep them.
+    let config = push_blob(&registry, "tree/app", b"{}").await;
+    let artifact = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config},
+        "layers": [], "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1}
+    })
+    .to_string();
+    let artifact_digest = put_manifest(
+        &registry,
+        "tree/app",
+        "bundle",
+        "application/vnd.oci.image.manifest.v1+json",
+        artifact.as_bytes(),
+    )
+    .await;
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": artifact_digest, "size": artifact.len(), "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}]
+    })
+    .to_string();
+    put_manifest(
+        &registry,
+        "tree/app",
+        &digest.replacen(':', "-", 1),
+        "application/vnd.oci.image.index.v1+json",
+        index.as_bytes(),
+    )
+    .await;
+
+    let (code, output) = signet(&["tree", &format!("{host}/tree/app:v1"), "--insecure-registry", &host]);
+    assert_eq!(code, 0, "{output}");
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines[0], format!("📦 {host}/tree/app@{digest}"));
+    assert_eq!(
+        lines[1],
+        format!("└── signatures ({host}/tree/app:{}.sig)", digest.replacen(':', "-", 1))
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("application/vnd.dev.cosign.simplesigning.v1+json"))
+            .count(),
+        2,
+        "{output}"
+    );
+    assert!(output.contains("└── attestations: none"), "{output}");
+    assert!(output.contains("└── SBOMs: none"), "{output}");
+    assert!(output.contains("└── referrers (referrers tag schema)"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "    └── {artifact_digest} application/vnd.dev.sigstore.bundle.v0.3+json"
+        )),
+        "{output}"
+    );
+}

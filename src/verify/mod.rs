@@ -8,6 +8,7 @@ pub mod keyless;
 pub mod keys;
 pub mod rekor;
 pub mod sct;
+pub mod tree;
 pub mod trust;
 
 use std::sync::Arc;
