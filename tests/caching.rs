@@ -8,15 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use signet_server::{Signet, pod_review, policy_dir};
+use signet_server::{Signet, key_policy, pod_review, policy_dir};
 use support::{Registry, SignOptions, TestKey, build_image, delete_manifest, get_manifest, require_tools, sign_image};
-
-fn key_policy(name: &str, key: &TestKey) -> String {
-    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - key:\n      data: |\n{indented}"
-    )
-}
 
 #[tokio::test]
 async fn a_burst_of_admissions_of_one_image_costs_one_fetch() {
@@ -27,7 +20,10 @@ async fn a_burst_of_admissions_of_one_image_costs_one_fetch() {
     let key = TestKey::generate();
     let digest = build_image(&registry, "burst/app", "v1", "b");
     sign_image(&registry, "burst/app", &digest, &key, &SignOptions::default()).await;
-    let dir = policy_dir(&[&key_policy("first", &key), &key_policy("second", &key)]);
+    let dir = policy_dir(&[
+        &key_policy("first", "**", &key.public_pem(), ""),
+        &key_policy("second", "**", &key.public_pem(), ""),
+    ]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
     let image = format!("{}/burst/app:v1", registry.host());
     let before_tag = registry.count_requests("HEAD", "/v2/burst/app/manifests/v1");
@@ -77,12 +73,16 @@ async fn an_edited_policy_decides_at_once() {
     let (key, other) = (TestKey::generate(), TestKey::generate());
     let digest = build_image(&registry, "edit/app", "v1", "e");
     sign_image(&registry, "edit/app", &digest, &key, &SignOptions::default()).await;
-    let dir = policy_dir(&[&key_policy("gate", &key)]);
+    let dir = policy_dir(&[&key_policy("gate", "**", &key.public_pem(), "")]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
     let review = pod_review("u", &[&format!("{}/edit/app:v1", registry.host())]);
     assert_eq!(signet.review("validate", &review).await["allowed"], true);
 
-    std::fs::write(dir.path().join("policy-0.yaml"), key_policy("gate", &other)).unwrap();
+    std::fs::write(
+        dir.path().join("policy-0.yaml"),
+        key_policy("gate", "**", &other.public_pem(), ""),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while signet.review("validate", &review).await["allowed"] == true {
         assert!(Instant::now() < deadline, "the cached success outlived the policy edit");
@@ -99,7 +99,7 @@ async fn a_removed_signature_stops_admitting_after_the_ttl() {
     let key = TestKey::generate();
     let digest = build_image(&registry, "ttl/app", "v1", "t");
     sign_image(&registry, "ttl/app", &digest, &key, &SignOptions::default()).await;
-    let dir = policy_dir(&[&key_policy("gate", &key)]);
+    let dir = policy_dir(&[&key_policy("gate", "**", &key.public_pem(), "")]);
     let args = ["--insecure-registry", &registry.host(), "--signature-ttl-seconds", "2"];
     let signet = Signet::start(dir.path(), &args).await;
     let review = pod_review("u", &[&format!("{}/ttl/app@{digest}", registry.host())]);

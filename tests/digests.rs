@@ -8,18 +8,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use signet_server::{Signet, decoded_patch, pod_review, policy_dir, static_policy};
+use signet_server::{Signet, decoded_patch, key_policy, pod_review, policy_dir, static_policy};
 use support::{
     MockReply, MockServer, Registry, SignOptions, TestKey, build_docker_v2s2_image, build_image, build_multiarch_index,
     require_tools, sign_image,
 };
-
-fn key_policy(name: &str, glob: &str, key: &TestKey) -> String {
-    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - key:\n      data: |\n{indented}"
-    )
-}
 
 fn denial(response: &Value) -> String {
     assert_eq!(response["allowed"], false, "{response}");
@@ -40,7 +33,7 @@ async fn tags_are_pinned_to_exactly_the_pushed_digest() {
         sign_image(&registry, repo, digest, &key, &SignOptions::default()).await;
     }
     let host = registry.host();
-    let dir = policy_dir(&[&key_policy("kinds", &format!("{host}/kinds/**"), &key)]);
+    let dir = policy_dir(&[&key_policy("kinds", &format!("{host}/kinds/**"), &key.public_pem(), "")]);
     let signet = Signet::start(dir.path(), &["--insecure-registry", &host]).await;
     for (repo, digest) in [("kinds/oci", &oci), ("kinds/docker", &docker), ("kinds/index", &index)] {
         let image = format!("{host}/{repo}:v1");
@@ -61,7 +54,7 @@ async fn images_without_a_verifying_policy_cost_no_registry_call() {
     let host = registry.host();
     build_image(&registry, "static/app", "v1", "s");
     let dir = policy_dir(&[
-        &key_policy("signed", &format!("{host}/signed/**"), &key),
+        &key_policy("signed", &format!("{host}/signed/**"), &key.public_pem(), ""),
         &static_policy("static", &format!("{host}/static/**"), "pass", "enforce"),
     ]);
     let signet = Signet::start(
@@ -100,7 +93,7 @@ async fn resolution_failures_are_denied_with_the_reason() {
     let broken = MockServer::start(|_| MockReply::with_body(500, "boom")).await;
     let silent = MockServer::start(|_| MockReply::Hang).await;
 
-    let dir = policy_dir(&[&key_policy("everything", "**", &key)]);
+    let dir = policy_dir(&[&key_policy("everything", "**", &key.public_pem(), "")]);
     let insecure = [
         plain.host(),
         private.host(),
@@ -156,7 +149,7 @@ async fn resolution_failures_are_denied_with_the_reason() {
 async fn signet_answers_before_the_api_server_gives_up() {
     let key = TestKey::generate();
     let silent = MockServer::start(|_| MockReply::Hang).await;
-    let dir = policy_dir(&[&key_policy("everything", "**", &key)]);
+    let dir = policy_dir(&[&key_policy("everything", "**", &key.public_pem(), "")]);
     let signet = Signet::start(
         dir.path(),
         &[

@@ -9,18 +9,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use signet_server::{Signet, decoded_patch, pod_review, policy_dir, static_policy};
+use signet_server::{Signet, decoded_patch, key_policy, pod_review, policy_dir, static_policy};
 use support::{
     MockReply, MockServer, Registry, SignOptions, TestKey, build_image, build_multiarch_index, get_manifest,
     put_manifest, require_tools, sign_image,
 };
-
-fn key_policy(glob: &str, key: &TestKey) -> String {
-    let indented: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: guarded\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - key:\n      data: |\n{indented}"
-    )
-}
 
 fn retag(registry: &Registry, from: &str, to: &str) {
     support::run(Command::new("skopeo").args([
@@ -43,7 +36,7 @@ async fn moved_and_lying_tags_and_swapped_index_children_are_denied() {
     let signed = build_image(&registry, "move/app", "v1", "signed");
     sign_image(&registry, "move/app", &signed, &key, &SignOptions::default()).await;
     let unsigned = build_image(&registry, "move/app", "evil", "unsigned");
-    let dir = policy_dir(&[&key_policy("**", &key)]);
+    let dir = policy_dir(&[&key_policy("guarded", "**", &key.public_pem(), "")]);
     let signet = Signet::start(
         dir.path(),
         &[
@@ -126,7 +119,12 @@ async fn registry_name_spellings_cannot_dodge_a_policy() {
     let key = TestKey::generate();
     let port = registry.port();
     build_image(&registry, "guarded/app", "v1", "unsigned");
-    let dir = policy_dir(&[&key_policy(&format!("localhost:{port}/guarded/**"), &key)]);
+    let dir = policy_dir(&[&key_policy(
+        "guarded",
+        &format!("localhost:{port}/guarded/**"),
+        &key.public_pem(),
+        "",
+    )]);
     let host = format!("localhost:{port}");
     let signet = Signet::start(
         dir.path(),
@@ -154,7 +152,7 @@ async fn registry_name_spellings_cannot_dodge_a_policy() {
 async fn sigterm_lets_in_flight_reviews_finish() {
     let silent = MockServer::start(|_| MockReply::Hang).await;
     let key = TestKey::generate();
-    let dir = policy_dir(&[&key_policy("**", &key)]);
+    let dir = policy_dir(&[&key_policy("guarded", "**", &key.public_pem(), "")]);
     let mut signet = Signet::start(
         dir.path(),
         &["--insecure-registry", &silent.host(), "--registry-timeout-seconds", "2"],

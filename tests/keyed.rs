@@ -10,15 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use signet_server::{Signet, decoded_patch, pod_review, policy_dir};
+use signet_server::{Signet, decoded_patch, key_policy, pod_review, policy_dir};
 use support::{Registry, SignOptions, TestKey, build_image, build_multiarch_index, require_tools, sign_image};
-
-fn key_policy(name: &str, glob: &str, public_pem: &str, extra: &str) -> String {
-    let indented: String = public_pem.lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release-key\n    key:\n      data: |\n{indented}{extra}"
-    )
-}
 
 /// The outcome of one image through /validate, /mutate and `signet verify`.
 struct Outcome {

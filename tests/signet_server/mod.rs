@@ -255,3 +255,12 @@ pub fn static_policy(name: &str, glob: &str, action: &str, mode: &str) -> String
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  mode: {mode}\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - static:\n      action: {action}\n      message: {name} says {action}\n"
     )
 }
+
+/// A ClusterImagePolicy with one `key` authority named `release-key`; `extra` is appended
+/// to the authority (YAML indented four spaces).
+pub fn key_policy(name: &str, glob: &str, public_pem: &str, extra: &str) -> String {
+    let indented: String = public_pem.lines().map(|l| format!("        {l}\n")).collect();
+    format!(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release-key\n    key:\n      data: |\n{indented}{extra}"
+    )
+}
