@@ -54,6 +54,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Answer an AdmissionReview file offline, exactly as the webhook would.
     Review(ReviewArgs),
+    /// Verify a file's signature like `cosign verify-blob`; prints `Verified OK`.
+    VerifyBlob(VerifyBlobArgs),
     /// Show what is attached to an image: signatures, attestations, SBOMs, referrers.
     Tree {
         /// The image reference.
@@ -178,6 +180,38 @@ struct VerifyArgs {
     registry: RegistryArgs,
 }
 
+#[derive(Args, Debug)]
+struct VerifyBlobArgs {
+    /// The file that was signed.
+    file: PathBuf,
+    /// base64 signature file (`cosign sign-blob --output-signature`).
+    #[arg(long)]
+    signature: Option<PathBuf>,
+    /// Signing certificate (PEM or base64 PEM), for keyless.
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// cosign's bundle (`cosign sign-blob --bundle`): signature, certificate and Rekor entry.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Public key (PEM) for keyed signatures.
+    #[arg(long, conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+    key: Option<PathBuf>,
+    #[arg(long)]
+    certificate_identity: Option<String>,
+    #[arg(long)]
+    certificate_identity_regexp: Option<String>,
+    #[arg(long)]
+    certificate_oidc_issuer: Option<String>,
+    #[arg(long)]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// Accept certificates without an embedded SCT.
+    #[arg(long)]
+    insecure_ignore_sct: bool,
+    /// Sigstore `trusted_root.json`; default: the embedded public-good root.
+    #[arg(long)]
+    trust_root: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EndpointArg {
     Mutate,
@@ -222,6 +256,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify(args).await,
         Command::Review(args) => review(args).await,
+        Command::VerifyBlob(args) => verify_blob(&args),
         Command::Tree { image, registry } => tree(&image, &registry).await,
         Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
     }
@@ -459,6 +494,61 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn verify_blob(args: &VerifyBlobArgs) -> anyhow::Result<ExitCode> {
+    use crate::verify::blob::{BlobAuthority, BlobSignature, verify_blob};
+    let read = |path: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
+        path.as_ref()
+            .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+            .transpose()
+    };
+    let blob = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let authority = match (&args.key, &args.certificate_identity, &args.certificate_identity_regexp) {
+        (Some(key), _, _) => BlobAuthority::Key(crate::verify::keys::PublicKey::from_pem(&std::fs::read_to_string(
+            key,
+        )?)?),
+        (None, None, None) => {
+            anyhow::bail!("give --key, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]")
+        }
+        _ => {
+            anyhow::ensure!(
+                args.certificate_oidc_issuer.is_some() || args.certificate_oidc_issuer_regexp.is_some(),
+                "keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp"
+            );
+            BlobAuthority::Keyless {
+                identity: crate::api::cip::Identity {
+                    issuer: args.certificate_oidc_issuer.clone(),
+                    issuer_reg_exp: args.certificate_oidc_issuer_regexp.clone(),
+                    subject: args.certificate_identity.clone(),
+                    subject_reg_exp: args.certificate_identity_regexp.clone(),
+                },
+                ignore_sct: args.insecure_ignore_sct,
+            }
+        }
+    };
+    let trust = match &args.trust_root {
+        None => TrustRoot::public_good()?,
+        Some(path) => {
+            TrustRoot::from_json(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?
+        }
+    };
+    let material = BlobSignature {
+        signature_b64: read(&args.signature)?,
+        certificate: read(&args.certificate)?,
+        bundle: read(&args.bundle)?,
+    };
+    match verify_blob(&blob, material, &authority, &trust) {
+        Ok(detail) => {
+            eprintln!("{detail}");
+            println!("Verified OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("error: verification failed: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 async fn tree(image: &str, args: &RegistryArgs) -> anyhow::Result<ExitCode> {

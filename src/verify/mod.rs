@@ -3,6 +3,7 @@
 //! authority and policy that needs them; concurrent admissions of the same digest share one
 //! in-flight fetch.
 
+pub mod blob;
 pub mod cosign;
 pub mod keyless;
 pub mod keys;

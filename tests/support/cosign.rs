@@ -54,6 +54,15 @@ impl TestKey {
         signature.to_der().as_bytes().to_vec()
     }
 
+    /// A P-256 key from PKCS#8 PEM (what openssl writes for the private CA's leaves).
+    pub fn from_pkcs8_pem(text: &str) -> TestKey {
+        use p256::pkcs8::DecodePrivateKey;
+        let block = pem::parse(text).expect("PEM private key");
+        TestKey {
+            signing: p256::ecdsa::SigningKey::from_pkcs8_der(block.contents()).expect("P-256 PKCS#8 key"),
+        }
+    }
+
     /// The private key as PKCS#8 PEM (what `cosign_sign.py --rekor-key` reads).
     pub fn pkcs8_pem(&self) -> String {
         use p256::pkcs8::EncodePrivateKey;
