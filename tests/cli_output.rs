@@ -168,3 +168,18 @@ async fn tree_lists_signatures_attestations_and_referrers() {
         "{output}"
     );
 }
+
+#[test]
+fn every_serve_flag_is_documented_in_the_readme() {
+    let (_, help) = signet(&["serve", "--help"]);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches([',', ':', '.']))
+        .filter(|w| !["--help", "--version"].contains(w))
+        .collect();
+    assert!(flags.len() > 15, "{help}");
+    let missing: Vec<&&str> = flags.iter().filter(|f| !readme.contains(&format!("`{f}`"))).collect();
+    assert!(missing.is_empty(), "README settings lack {missing:?}");
+}
