@@ -43,6 +43,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 ulimit -n 8192 2>/dev/null || true
 
@@ -105,6 +106,7 @@ fi
 echo "docker-registry on 127.0.0.1:$PORT" >&2
 
 # --- Measure.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
 "$BENCH" run --signet "$SIGNET" --registry "127.0.0.1:$PORT" \
     --registry-log "$WORK/registry/registry.log" --work "$WORK" ${BENCH_ARGS:-} >"$WORK/table.md"
@@ -125,6 +127,7 @@ mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
     echo "- nproc: $(nproc)"
     echo "- CPU: ${cpu:-unknown}"
     echo "- memory: $mem"
+    echo "- load average (1/5/15 min) before the run: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- registry: $(docker-registry --version 2>/dev/null | head -1 || echo docker-registry), filesystem storage on loopback"
     echo "- arguments: ${BENCH_ARGS:-(defaults)}"
     echo

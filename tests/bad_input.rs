@@ -790,7 +790,6 @@ async fn every_malformed_request_gets_a_clear_answer_and_the_server_keeps_servin
 /// `failurePolicy: Ignore` would admit the object). The uid should be echoed whenever it can
 /// be read.
 #[tokio::test]
-#[ignore = "bug: a request with a readable uid but another malformed field is answered with uid \"\""]
 async fn malformed_requests_with_a_readable_uid_echo_it() {
     let rows = vec![
         row(

@@ -84,7 +84,11 @@ const FAIL_CLOSED: &[&str] = &["evil.example.com/**", "registry.example.com/**"]
 struct NoIo;
 
 impl Verifier for NoIo {
-    fn resolve_digest<'a>(&'a self, image: &'a ImageRef, _: &'a RequestContext) -> BoxFuture<'a, Result<String, String>> {
+    fn resolve_digest<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _: &'a RequestContext,
+    ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move { Err(format!("fuzz: no registry for {image}")) })
     }
 
@@ -109,13 +113,19 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         })
         .collect();
     let snapshot = PolicySnapshot::build(policies);
-    assert_eq!(snapshot.policies.len(), 4, "fuzz policies compile: {:?}", snapshot.rejected);
+    assert_eq!(
+        snapshot.policies.len(),
+        4,
+        "fuzz policies compile: {:?}",
+        snapshot.rejected
+    );
     let admission = Admission {
         snapshot: SnapshotHandle::fixed(snapshot),
         verifier: Arc::new(NoIo),
         no_match: NoMatchPolicy::Deny,
         metrics: Metrics::new().expect("metrics"),
         default_budget: Duration::from_secs(5),
+        events: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -133,9 +143,7 @@ fuzz_target!(|data: &[u8]| {
     let harness = &*HARNESS;
     let parsed = parse_review(data);
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
-        let answer = harness
-            .runtime
-            .block_on(harness.admission.handle(data, endpoint, None));
+        let answer = harness.runtime.block_on(harness.admission.handle(data, endpoint, None));
         let (review, answer) = match (&parsed, answer) {
             (Err(_), Err(_)) => continue,
             (Ok(review), Ok(answer)) => (review, answer),
@@ -155,7 +163,10 @@ fuzz_target!(|data: &[u8]| {
                 "a denial explains itself: {response}"
             );
         }
-        assert!(response.get("patch").is_none(), "nothing verified, nothing pinned: {response}");
+        assert!(
+            response.get("patch").is_none(),
+            "nothing verified, nothing pinned: {response}"
+        );
         let Ok(request) = &review.request else {
             assert!(!allowed, "a review without a usable request is denied");
             continue;

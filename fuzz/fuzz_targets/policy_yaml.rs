@@ -35,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
     let snapshot = snapshot.with_trust_roots(roots);
     assert!(snapshot.trust_roots.len() <= root_count);
     for policy in &snapshot.policies {
-        assert!(!policy.authorities.is_empty(), "{} compiled without authorities", policy.name);
+        assert!(
+            !policy.authorities.is_empty(),
+            "{} compiled without authorities",
+            policy.name
+        );
     }
 });

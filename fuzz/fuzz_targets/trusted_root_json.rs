@@ -12,12 +12,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(root) = TrustRoot::from_json(data) else {
         return;
     };
-    for now in [time::OffsetDateTime::UNIX_EPOCH, time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)] {
+    for now in [
+        time::OffsetDateTime::UNIX_EPOCH,
+        time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
+    ] {
         let _ = root.earliest_expiry(now);
     }
     for log in root.tlogs.iter().chain(&root.ctlogs) {
         assert_eq!(log.log_id.len(), 64, "log id {:?}", log.log_id);
-        assert!(log.log_id.bytes().all(|b| b.is_ascii_hexdigit()), "log id {:?}", log.log_id);
+        assert!(
+            log.log_id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "log id {:?}",
+            log.log_id
+        );
         let _ = log.valid_at(time::OffsetDateTime::UNIX_EPOCH);
     }
     for log in &root.tlogs {

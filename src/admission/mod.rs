@@ -62,7 +62,7 @@ impl Admission {
         let _in_flight = InFlight(&self.metrics.in_flight);
         let review = parse_review(body)?;
         let (uid, answer) = match &review.request {
-            Err(why) => (String::new(), Answer::deny(why.clone())),
+            Err(why) => (review.uid.clone(), Answer::deny(why.clone())),
             Ok(request) => {
                 let budget = answer_budget(timeout, self.default_budget);
                 let answer = match tokio::time::timeout(budget, self.answer(request, endpoint)).await {

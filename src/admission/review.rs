@@ -76,6 +76,9 @@ pub struct AdmissionRequest {
 #[derive(Debug)]
 pub struct Review {
     pub api_version: String,
+    /// The request's uid when it has a readable one, even if the rest is malformed: the
+    /// API server only accepts an answer that echoes it.
+    pub uid: String,
     pub request: Result<AdmissionRequest, String>,
 }
 
@@ -98,6 +101,12 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         )));
     }
     let api_version = api_version.to_string();
+    let uid = envelope
+        .get("request")
+        .and_then(|r| r.get("uid"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let request = match envelope.remove("request") {
         None | Some(Value::Null) => Err("the AdmissionReview has no request".to_string()),
         Some(request) => serde_json::from_value::<AdmissionRequest>(request)
@@ -110,7 +119,11 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
             Ok(r)
         }
     });
-    Ok(Review { api_version, request })
+    Ok(Review {
+        api_version,
+        uid,
+        request,
+    })
 }
 
 /// The answer to one AdmissionReview.

@@ -189,8 +189,10 @@ fn validate_tag(raw: &str, tag: &str) -> Result<(), ReferenceError> {
     }
 }
 
-/// Docker's rule: the first path component is a registry when it contains `.` or `:`, is
-/// `localhost`, or has upper-case letters (which repositories cannot have).
+/// The first path component is a registry when it contains `.` or `:` or is `localhost`.
+/// Docker also takes an upper-case single label (`Calico/node`) as a host; signet rejects such
+/// references instead, because once the host is lower-cased the normal form would name Docker
+/// Hub and a Docker Hub glob could match a different registry.
 fn split_registry(raw: &str, name: &str) -> Result<(String, String), ReferenceError> {
     let (registry, path) = match name.split_once('/') {
         Some((first, rest)) if looks_like_registry(first) => (first.to_ascii_lowercase(), rest),
@@ -212,10 +214,7 @@ fn split_registry(raw: &str, name: &str) -> Result<(String, String), ReferenceEr
 }
 
 fn looks_like_registry(first: &str) -> bool {
-    first.contains(['.', ':'])
-        || first == "localhost"
-        || first.starts_with('[')
-        || first.bytes().any(|b| b.is_ascii_uppercase())
+    first.contains(['.', ':']) || first == "localhost" || first.starts_with('[')
 }
 
 fn validate_registry(raw: &str, registry: &str) -> Result<(), ReferenceError> {
