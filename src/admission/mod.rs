@@ -158,9 +158,6 @@ impl Admission {
             "admission reviewed"
         );
     }
-}
-
-impl Admission {
     /// A denial (from either endpoint) or warnings (from `/validate`, so a mutated object
     /// does not report twice) become a Warning Event on the workload. Dry runs record nothing.
     fn record_events(&self, request: &AdmissionRequest, endpoint: Endpoint, answer: &Answer) {

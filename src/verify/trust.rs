@@ -39,8 +39,13 @@ pub struct LogKey {
 impl LogKey {
     /// Whether the key was valid at `time`.
     pub fn valid_at(&self, time: OffsetDateTime) -> bool {
-        self.valid_from.is_none_or(|start| time >= start) && self.valid_until.is_none_or(|end| time <= end)
+        within(self.valid_from, self.valid_until, time)
     }
+}
+
+/// Whether `time` lies in the window (open ends are unbounded).
+fn within(from: Option<OffsetDateTime>, until: Option<OffsetDateTime>, time: OffsetDateTime) -> bool {
+    from.is_none_or(|start| time >= start) && until.is_none_or(|end| time <= end)
 }
 
 /// A certificate authority (Fulcio): its chain, issuing certificate first and root last.
@@ -54,7 +59,7 @@ pub struct CertificateAuthority {
 
 impl CertificateAuthority {
     pub fn valid_at(&self, time: OffsetDateTime) -> bool {
-        self.valid_from.is_none_or(|start| time >= start) && self.valid_until.is_none_or(|end| time <= end)
+        within(self.valid_from, self.valid_until, time)
     }
 }
 
@@ -279,17 +284,13 @@ fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
         .decode(log.public_key.raw_bytes.trim())
         .map_err(|e| invalid(format!("publicKey.rawBytes: {e}")))?;
     let key = PublicKey::from_spki_der(&der).map_err(|e| invalid(format!("publicKey: {e}")))?;
-    let time = |text: Option<String>| -> Result<Option<OffsetDateTime>, TrustRootError> {
-        text.map(|t| OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| invalid(format!("validFor {t:?}: {e}"))))
-            .transpose()
-    };
     let (start, end) = log.public_key.valid_for.map_or((None, None), |v| (v.start, v.end));
     Ok(LogKey {
         base_url: log.base_url,
         log_id: format!("{:x}", sha2::Sha256::digest(&der)),
         key,
-        valid_from: time(start)?,
-        valid_until: time(end)?,
+        valid_from: parse_time(start, what)?,
+        valid_until: parse_time(end, what)?,
     })
 }
 
