@@ -56,6 +56,9 @@ enum Command {
     Review(ReviewArgs),
     /// Verify a file's signature like `cosign verify-blob`; prints `Verified OK`.
     VerifyBlob(VerifyBlobArgs),
+    /// Verify a Sigstore bundle for a file or a `sha256:` digest (the sigstore-conformance
+    /// command line); exits 0 only when it verifies.
+    VerifyBundle(VerifyBundleArgs),
     /// Show what is attached to an image: signatures, attestations, SBOMs, referrers.
     Tree {
         /// The image reference.
@@ -212,6 +215,30 @@ struct VerifyBlobArgs {
     trust_root: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+struct VerifyBundleArgs {
+    /// Use Sigstore's staging instance: needs its trusted root in --trusted-root.
+    #[arg(long)]
+    staging: bool,
+    /// The Sigstore bundle (`*.sigstore.json`).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The expected certificate identity (a SAN: email, URI…), matched exactly.
+    #[arg(long, requires = "certificate_oidc_issuer")]
+    certificate_identity: Option<String>,
+    /// The expected OIDC issuer, matched exactly.
+    #[arg(long)]
+    certificate_oidc_issuer: Option<String>,
+    /// Public key (PEM) for bundles signed with a key.
+    #[arg(long, conflicts_with = "certificate_identity")]
+    key: Option<PathBuf>,
+    /// Sigstore `trusted_root.json`; default: the embedded public-good root.
+    #[arg(long, alias = "trust-root")]
+    trusted_root: Option<PathBuf>,
+    /// The artifact: a file, or `sha256:<64 hex>` for its digest (unless such a file exists).
+    file_or_digest: String,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EndpointArg {
     Mutate,
@@ -257,6 +284,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(args).await,
         Command::Review(args) => review(args).await,
         Command::VerifyBlob(args) => verify_blob(&args),
+        Command::VerifyBundle(args) => verify_bundle(&args),
         Command::Tree { image, registry } => tree(&image, &registry).await,
         Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
     }
@@ -549,6 +577,68 @@ fn verify_blob(args: &VerifyBlobArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn verify_bundle(args: &VerifyBundleArgs) -> anyhow::Result<ExitCode> {
+    use crate::verify::blob::{BlobAuthority, verify_sigstore_bundle};
+    use crate::verify::bundle::Artifact;
+    let authority = match (&args.key, &args.certificate_identity) {
+        (Some(key), _) => BlobAuthority::Key(crate::verify::keys::PublicKey::from_pem(
+            &std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?,
+        )?),
+        (None, Some(identity)) => BlobAuthority::Keyless {
+            identity: crate::api::cip::Identity {
+                issuer: args.certificate_oidc_issuer.clone(),
+                subject: Some(identity.clone()),
+                ..Default::default()
+            },
+            ignore_sct: false,
+        },
+        (None, None) => anyhow::bail!("give --key, or --certificate-identity with --certificate-oidc-issuer"),
+    };
+    let trust = match (&args.trusted_root, args.staging) {
+        (Some(path), _) => {
+            TrustRoot::from_json(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?
+        }
+        (None, true) => anyhow::bail!(
+            "--staging needs the staging trusted root in --trusted-root (signet embeds only the public-good root)"
+        ),
+        (None, false) => TrustRoot::public_good()?,
+    };
+    let bundle = std::fs::read(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
+    let contents;
+    let artifact = match digest_argument(&args.file_or_digest) {
+        Some(digest) => Artifact::Sha256(digest),
+        None => {
+            contents =
+                std::fs::read(&args.file_or_digest).with_context(|| format!("cannot read {}", args.file_or_digest))?;
+            Artifact::Bytes(&contents)
+        }
+    };
+    match verify_sigstore_bundle(&bundle, &artifact, &authority, &trust) {
+        Ok(detail) => {
+            eprintln!("{detail}");
+            println!("Verified OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("error: verification failed: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `sha256:<64 hex>` that is not a file on disk is a digest (the conformance CLI's rule).
+fn digest_argument(text: &str) -> Option<[u8; 32]> {
+    let hex = text.strip_prefix("sha256:")?;
+    if hex.len() != 64 || std::path::Path::new(text).exists() {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 async fn tree(image: &str, args: &RegistryArgs) -> anyhow::Result<ExitCode> {

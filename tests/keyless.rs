@@ -329,7 +329,7 @@ async fn private_ca_chains_expiry_eku_issuer_and_ca_leaves() {
     );
     assert_denied(
         &decide(&signet, dir.path(), &image("private/expired-before"), &args).await,
-        &["was not valid when the signature was logged"],
+        &["was not valid at the signature's verified time"],
     );
     assert_denied(
         &decide(&signet, dir.path(), &image("private/no-eku"), &args).await,

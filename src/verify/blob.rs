@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::bundle::{Artifact, Bundle, Signer, verify};
 use super::cosign::SignatureLayer;
 use super::keyless::KeylessRequirements;
 use super::keys::{HashAlgorithm, PublicKey};
@@ -46,17 +47,15 @@ pub fn verify_blob(
     authority: &BlobAuthority,
     trust: &TrustRoot,
 ) -> Result<String, String> {
+    if let Some(text) = material.bundle.as_deref().filter(|t| is_sigstore_bundle(t)) {
+        return verify_sigstore_bundle(text.as_bytes(), &Artifact::Bytes(blob), authority, trust);
+    }
     let bundle = material
         .bundle
         .as_deref()
         .map(|text| {
-            serde_json::from_str::<CosignBlobBundle>(text).map_err(|e| {
-                if text.contains("mediaType") {
-                    "Sigstore bundles (mediaType …bundle…) are not supported by verify-blob yet; use cosign's --bundle format".to_string()
-                } else {
-                    format!("the bundle is not a cosign blob bundle: {e}")
-                }
-            })
+            serde_json::from_str::<CosignBlobBundle>(text)
+                .map_err(|e| format!("the bundle is neither a Sigstore bundle nor a cosign blob bundle: {e}"))
         })
         .transpose()?;
     let signature_b64 = bundle
@@ -111,6 +110,36 @@ pub fn verify_blob(
             ))
         }
     }
+}
+
+/// Sigstore bundles name their format in `mediaType`; cosign's older blob bundles do not.
+fn is_sigstore_bundle(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .is_some_and(|m| m.starts_with("application/vnd.dev.sigstore.bundle"))
+}
+
+/// Verifies a Sigstore bundle (`cosign sign-blob --new-bundle-format`, cosign v3, other
+/// Sigstore clients) for `artifact`; `Ok` says what was verified.
+pub fn verify_sigstore_bundle(
+    bundle_json: &[u8],
+    artifact: &Artifact,
+    authority: &BlobAuthority,
+    trust: &TrustRoot,
+) -> Result<String, String> {
+    let bundle = Bundle::from_json(bundle_json).map_err(|e| e.to_string())?;
+    let signer = match authority {
+        BlobAuthority::Key(key) => Signer::Key(key),
+        BlobAuthority::Keyless { identity, ignore_sct } => Signer::Keyless(KeylessRequirements {
+            identities: std::slice::from_ref(identity),
+            ignore_sct: *ignore_sct,
+            authorities: &trust.certificate_authorities,
+            trust,
+        }),
+    };
+    let verified = verify(&bundle, artifact, &signer, trust).map_err(|e| e.to_string())?;
+    Ok(verified.describe())
 }
 
 /// cosign writes certificates as PEM, or base64 of PEM in bundles; accept both.

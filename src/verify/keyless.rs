@@ -78,25 +78,41 @@ impl KeylessRequirements<'_> {
             return Err("the Rekor entry records a different certificate".to_string());
         }
         let signed_at = entry.integrated_time;
-
-        check_leaf(&leaf)?;
         let chain_extra = layer
             .chain_pem
             .as_deref()
             .map(pem_certificates)
             .transpose()?
             .unwrap_or_default();
-        let issuer_spki = self.verify_chain(&leaf, &chain_extra, signed_at)?;
-        if !self.ignore_sct {
-            verify_embedded_sct(&leaf, &issuer_spki, self.trust)?;
-        }
-        let found = identity_of(&leaf)?;
-        self.match_identity(&found)?;
+        let (issuer, subjects) = self.check_certificate(&leaf, &chain_extra, &[signed_at])?;
         Ok(KeylessSignature {
-            issuer: found.issuer,
-            subjects: found.subjects,
+            issuer,
+            subjects,
             logged: format!("logged in {} at index {} ({signed_at})", entry.log_url, entry.log_index),
         })
+    }
+
+    /// The certificate checks shared by every keyless format, once the signature is known to
+    /// be the certificate's: a code-signing leaf chaining to a trusted CA at each verified
+    /// time, an SCT (unless waived) and a policy identity. Returns the issuer and subjects.
+    pub fn check_certificate(
+        &self,
+        leaf: &X509Certificate,
+        chain_extra: &[Vec<u8>],
+        verified_times: &[OffsetDateTime],
+    ) -> Result<(String, Vec<String>), String> {
+        check_leaf(leaf)?;
+        let mut issuer_spki = None;
+        for at in verified_times {
+            issuer_spki = Some(self.verify_chain(leaf, chain_extra, *at)?);
+        }
+        let issuer_spki = issuer_spki.ok_or("no verified time to check the certificate at")?;
+        if !self.ignore_sct {
+            verify_embedded_sct(leaf, &issuer_spki, self.trust)?;
+        }
+        let found = identity_of(leaf)?;
+        self.match_identity(&found)?;
+        Ok((found.issuer, found.subjects))
     }
 
     /// Walks from the leaf to a trusted root, every certificate valid at `at`; returns the
@@ -266,7 +282,7 @@ fn check_validity(cert: &X509Certificate, at: OffsetDateTime, what: &str) -> Res
     let at_seconds = at.unix_timestamp();
     if at_seconds < from || at_seconds > until {
         return Err(format!(
-            "{what} was not valid when the signature was logged ({at}; valid {} to {})",
+            "{what} was not valid at the signature's verified time ({at}; valid {} to {})",
             validity.not_before, validity.not_after
         ));
     }

@@ -60,6 +60,8 @@ pub enum KeyError {
     HashNotSupported { key: &'static str, hash: HashAlgorithm },
     #[error("the signature does not verify with this key")]
     BadSignature,
+    #[error("an {0} signature cannot be checked against a digest alone; give the artifact")]
+    DigestOnly(&'static str),
 }
 
 /// A parsed public key, with its SubjectPublicKeyInfo DER for comparisons.
@@ -114,6 +116,26 @@ impl PublicKey {
         })
     }
 
+    /// Parses a bare PKCS#1 RSAPublicKey (how older Sigstore trust roots carry RSA CT keys),
+    /// keeping an equivalent SubjectPublicKeyInfo for fingerprints.
+    pub fn from_pkcs1_rsa_der(der: &[u8]) -> Result<Self, KeyError> {
+        use spki::der::{Encode as _, asn1::BitString};
+        // Evaluated at compile time, so a bad constant fails the build, not a request.
+        const RSA_ENCRYPTION: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap(OID_RSA);
+        let info = spki::SubjectPublicKeyInfoOwned {
+            algorithm: spki::AlgorithmIdentifierOwned {
+                oid: RSA_ENCRYPTION,
+                parameters: Some(spki::der::asn1::Null.into()),
+            },
+            subject_public_key: BitString::from_bytes(der).map_err(|e| KeyError::Malformed(e.to_string()))?,
+        };
+        let spki_der = info.to_der().map_err(|e| KeyError::Malformed(e.to_string()))?;
+        Ok(PublicKey {
+            kind: KeyKind::Rsa(der.to_vec()),
+            spki_der,
+        })
+    }
+
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
     }
@@ -130,6 +152,24 @@ impl PublicKey {
             KeyKind::Rsa(_) => "RSA",
             KeyKind::Ed25519(_) => "Ed25519",
         }
+    }
+
+    /// Checks an ECDSA signature over a message of which only the `digest` is known (a
+    /// Sigstore bundle verified against `sha256:…` rather than the artifact). RSA PKCS#1 and
+    /// Ed25519 sign the message itself here, so they need the artifact.
+    pub fn verify_digest(&self, digest: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+        let ok = match &self.kind {
+            KeyKind::P256(key) => {
+                p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| key.verify_prehash(digest, &s).is_ok())
+            }
+            KeyKind::P384(key) => {
+                p384::ecdsa::Signature::from_der(signature).is_ok_and(|s| key.verify_prehash(digest, &s).is_ok())
+            }
+            KeyKind::Rsa(_) | KeyKind::Ed25519(_) => {
+                return Err(KeyError::DigestOnly(self.kind_name()));
+            }
+        };
+        if ok { Ok(()) } else { Err(KeyError::BadSignature) }
     }
 
     /// Checks a DER (ECDSA) or raw (RSA, Ed25519) signature over `message`.

@@ -4,13 +4,17 @@
 //! in-flight fetch.
 
 pub mod blob;
+pub mod bundle;
 pub mod cosign;
+pub mod dsse;
 pub mod keyless;
 pub mod keys;
+pub mod merkle;
 pub mod rekor;
 pub mod sct;
 pub mod tree;
 pub mod trust;
+pub mod tsa;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,7 @@ use sha2::Digest;
 use time::OffsetDateTime;
 
 use super::keys::HashAlgorithm;
-use super::trust::TrustRoot;
+use super::trust::{LogKey, TrustRoot};
 
 /// cosign's `dev.sigstore.cosign/bundle` annotation.
 #[derive(Debug, Deserialize)]
@@ -23,15 +23,28 @@ struct CosignBundle {
     payload: BundlePayload,
 }
 
+/// What a Rekor v1 SignedEntryTimestamp signs.
 #[derive(Debug, Deserialize)]
-struct BundlePayload {
-    body: String,
+pub struct BundlePayload {
+    pub body: String,
     #[serde(rename = "integratedTime")]
-    integrated_time: i64,
+    pub integrated_time: i64,
     #[serde(rename = "logIndex")]
-    log_index: i64,
+    pub log_index: i64,
     #[serde(rename = "logID")]
-    log_id: String,
+    pub log_id: String,
+}
+
+/// Checks a SignedEntryTimestamp: `log`'s signature over the canonical entry summary.
+pub fn verify_set(log: &LogKey, payload: &BundlePayload, set: &[u8]) -> Result<(), String> {
+    log.key
+        .verify(&canonical_payload(payload), set, HashAlgorithm::Sha256)
+        .map_err(|_| {
+            format!(
+                "the Rekor SignedEntryTimestamp does not verify with the key of {}",
+                log.base_url
+            )
+        })
 }
 
 /// A verified transparency log entry.
@@ -74,14 +87,7 @@ pub fn verify_bundle(bundle_json: &str, trust: &TrustRoot, expected: &EntryExpec
         ));
     }
     let set = decode_b64(&bundle.signed_entry_timestamp, "SignedEntryTimestamp")?;
-    log.key
-        .verify(&canonical_payload(payload), &set, HashAlgorithm::Sha256)
-        .map_err(|_| {
-            format!(
-                "the Rekor SignedEntryTimestamp does not verify with the key of {}",
-                log.base_url
-            )
-        })?;
+    verify_set(log, payload, &set)?;
     let public_key_pem = check_body(&payload.body, expected)?;
     Ok(LoggedEntry {
         integrated_time,

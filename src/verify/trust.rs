@@ -68,6 +68,8 @@ pub struct TrustRoot {
     pub tlogs: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
     pub certificate_authorities: Vec<CertificateAuthority>,
+    /// RFC 3161 timestamp authorities: their chains (signing certificate first, root last).
+    pub timestamp_authorities: Vec<CertificateAuthority>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,8 @@ struct TrustedRootJson {
     ctlogs: Vec<LogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
+    #[serde(default)]
+    timestamp_authorities: Vec<CaJson>,
 }
 
 #[derive(Deserialize)]
@@ -108,12 +112,23 @@ struct LogJson {
     #[serde(default)]
     base_url: String,
     public_key: PublicKeyJson,
+    /// Rekor v2 logs are named by a key id that is not the hash of their key.
+    #[serde(default)]
+    log_id: Option<LogIdJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogIdJson {
+    key_id: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PublicKeyJson {
     raw_bytes: String,
+    #[serde(default)]
+    key_details: String,
     #[serde(default)]
     valid_for: Option<ValidForJson>,
 }
@@ -179,6 +194,7 @@ impl TrustRoot {
             tlogs: logs(&keys.t_logs, "tLogs")?,
             ctlogs: logs(&keys.ct_logs, "ctLogs")?,
             certificate_authorities,
+            timestamp_authorities: Vec::new(),
         })
     }
 
@@ -201,10 +217,17 @@ impl TrustRoot {
             .enumerate()
             .map(|(i, ca)| certificate_authority(ca, &format!("certificateAuthorities[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        let timestamp_authorities = parsed
+            .timestamp_authorities
+            .into_iter()
+            .enumerate()
+            .map(|(i, ca)| certificate_authority(ca, &format!("timestampAuthorities[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TrustRoot {
             tlogs: logs(parsed.tlogs, "tlogs")?,
             ctlogs: logs(parsed.ctlogs, "ctlogs")?,
             certificate_authorities,
+            timestamp_authorities,
         })
     }
 
@@ -229,8 +252,8 @@ impl TrustRoot {
 
     /// The certificate transparency log whose id (sha256 of its key) is `log_id`.
     pub fn ctlog(&self, log_id: &[u8]) -> Option<&LogKey> {
-        let hex: String = log_id.iter().map(|b| format!("{b:02x}")).collect();
-        self.ctlogs.iter().find(|log| log.log_id == hex)
+        let id = hex(log_id);
+        self.ctlogs.iter().find(|log| log.log_id == id)
     }
 
     /// The transparency log whose `logID` is `log_id` (hex).
@@ -266,12 +289,12 @@ fn certificate_authority(ca: CaJson, what: &str) -> Result<CertificateAuthority,
             detail: "certChain has no certificates".to_string(),
         });
     }
-    let (start, end) = ca.valid_for.map_or((None, None), |v| (v.start, v.end));
+    let (valid_from, valid_until) = validity_window(ca.valid_for, what)?;
     Ok(CertificateAuthority {
         uri: ca.uri,
         chain_der,
-        valid_from: parse_time(start, what)?,
-        valid_until: parse_time(end, what)?,
+        valid_from,
+        valid_until,
     })
 }
 
@@ -283,15 +306,52 @@ fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(log.public_key.raw_bytes.trim())
         .map_err(|e| invalid(format!("publicKey.rawBytes: {e}")))?;
-    let key = PublicKey::from_spki_der(&der).map_err(|e| invalid(format!("publicKey: {e}")))?;
-    let (start, end) = log.public_key.valid_for.map_or((None, None), |v| (v.start, v.end));
+    // Older Sigstore roots carry RSA CT log keys as bare PKCS#1, not SubjectPublicKeyInfo.
+    let key = if log.public_key.key_details.starts_with("PKCS1_RSA") {
+        PublicKey::from_pkcs1_rsa_der(&der)
+    } else {
+        PublicKey::from_spki_der(&der)
+    }
+    .map_err(|e| invalid(format!("publicKey: {e}")))?;
+    let log_id = match log.log_id {
+        Some(id) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(id.key_id.trim())
+                .map_err(|e| invalid(format!("logId.keyId: {e}")))?;
+            hex(&raw)
+        }
+        None => format!("{:x}", sha2::Sha256::digest(key.spki_der())),
+    };
+    let (valid_from, valid_until) = validity_window(log.public_key.valid_for, what)?;
     Ok(LogKey {
         base_url: log.base_url,
-        log_id: format!("{:x}", sha2::Sha256::digest(&der)),
+        log_id,
         key,
-        valid_from: parse_time(start, what)?,
-        valid_until: parse_time(end, what)?,
+        valid_from,
+        valid_until,
     })
+}
+
+/// A `validFor` window. Its start is required: a window with only an end would otherwise
+/// read as "trusted since forever", which is not what the root's author wrote.
+type Window = (Option<OffsetDateTime>, Option<OffsetDateTime>);
+
+fn validity_window(valid_for: Option<ValidForJson>, what: &str) -> Result<Window, TrustRootError> {
+    let Some(window) = valid_for else {
+        return Ok((None, None));
+    };
+    if window.start.is_none() {
+        return Err(TrustRootError::Invalid {
+            what: what.to_string(),
+            detail: "validFor has no start".to_string(),
+        });
+    }
+    Ok((parse_time(window.start, what)?, parse_time(window.end, what)?))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
