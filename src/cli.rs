@@ -364,9 +364,18 @@ fn admission(
     let metrics = Metrics::new().context("cannot register metrics")?;
     let trust = trust_root(registry)?;
     report_trust_root_expiry(&trust, &metrics);
+    let base_expiry = trust.earliest_expiry(time::OffsetDateTime::now_utc());
+    let verifier = verifier(registry, trust, cluster)?.with_metrics(metrics.clone());
+    let store = verifier.trust_roots();
+    tokio::spawn(crate::sources::trust_roots::keep_resolved(
+        snapshot.clone(),
+        store,
+        base_expiry,
+        metrics.clone(),
+    ));
     Ok(Admission {
         snapshot,
-        verifier: Arc::new(verifier(registry, trust, cluster)?.with_metrics(metrics.clone())),
+        verifier: Arc::new(verifier),
         no_match: decision.no_match_policy,
         metrics,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),

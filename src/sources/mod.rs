@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod events;
 pub mod folder;
 pub mod kube;
+pub mod trust_roots;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,6 +14,7 @@ pub mod rekor;
 pub mod sct;
 pub mod tree;
 pub mod trust;
+pub mod tuf;
 pub mod tsa;
 
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct RegistryVerifier {
     /// Credentials from `--registry-auth-file`, tried after the pod's own.
     keychain: Keychain,
     metrics: Option<Metrics>,
+    /// `TrustRoot` resources resolved once per spec (TUF ones verified or fetched).
+    trust_roots: tuf::TrustRootStore,
 }
 
 impl RegistryVerifier {
@@ -108,7 +111,13 @@ impl RegistryVerifier {
             cluster,
             keychain,
             metrics: None,
+            trust_roots: tuf::TrustRootStore::default(),
         }
+    }
+
+    /// The store of resolved `TrustRoot` resources, for the background refresher.
+    pub fn trust_roots(&self) -> tuf::TrustRootStore {
+        self.trust_roots.clone()
     }
 
     /// The credentials the kubelet would use for this pod: its pull secrets, then its
@@ -219,6 +228,7 @@ impl RegistryVerifier {
     async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<String, String> {
         let spec = &check.authority.spec;
         unsupported_requirements(spec)?;
+        self.trust_roots.prepare(spec, check.trust_roots).await;
         let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
             (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref).await?,
             (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless, check).await?,
@@ -237,7 +247,7 @@ impl RegistryVerifier {
                     .trust_roots
                     .get(name)
                     .ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot"))?;
-                TrustRoot::from_spec(name, spec).map(Arc::new)
+                self.trust_roots.get(name, spec)
             }
         }
     }

@@ -141,16 +141,11 @@ struct ValidForJson {
 
 impl TrustRoot {
     /// A `TrustRoot` resource's `sigstoreKeys` (bring your own CAs and logs). TUF-based
-    /// roots (`repository`, `remote`) are answered with a clear error until supported.
+    /// roots (`repository`, `remote`) are resolved by `super::tuf::TrustRootStore`.
     pub fn from_spec(name: &str, spec: &TrustRootSpec) -> Result<Self, String> {
         let Some(keys) = &spec.sigstore_keys else {
-            let kind = if spec.repository.is_some() {
-                "repository"
-            } else {
-                "remote"
-            };
             return Err(format!(
-                "TrustRoot {name:?} uses a TUF {kind}, which signet does not support yet; use sigstoreKeys"
+                "TrustRoot {name:?} has no sigstoreKeys; its TUF repository or remote is resolved separately"
             ));
         };
         let pem_text = |field: &Option<String>, what: &str| -> Result<String, String> {
