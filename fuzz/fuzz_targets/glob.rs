@@ -22,12 +22,6 @@ thread_local! {
 
 static EVERYTHING: LazyLock<Glob> = LazyLock::new(|| Glob::compile("**").expect("**"));
 
-/// A registry known only by the upper-case letters it was written with (`Host/app`).
-fn single_label_registry(image: &ImageRef) -> bool {
-    let registry = image.registry();
-    !registry.contains(['.', ':']) && registry != "localhost" && !registry.starts_with('[')
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -42,11 +36,6 @@ fuzz_target!(|data: &[u8]| {
         for image in &images {
             let matched = glob.matches(image);
             assert_eq!(matched, glob.matches(image), "deterministic");
-            if single_label_registry(image) {
-                // Known bug (tests/fuzz_regressions.rs): `Host/app`'s normalised form reads
-                // as Docker Hub. Remove this skip once it is fixed.
-                continue;
-            }
             let normalised = ImageRef::parse(&image.to_string())
                 .unwrap_or_else(|e| panic!("normalised {image} does not parse: {e}"));
             if glob.matches(&normalised) {

@@ -10,12 +10,6 @@ use signet::policy::reference::ImageRef;
 
 const SHA256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// A registry known only by the upper-case letters it was written with (`Host/app`).
-fn single_label_registry(image: &ImageRef) -> bool {
-    let registry = image.registry();
-    !registry.contains(['.', ':']) && registry != "localhost" && !registry.starts_with('[')
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {
         return;
@@ -25,12 +19,6 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(raw.is_ascii(), "accepted a non-ASCII reference {raw:?}");
     assert_eq!(image.raw(), raw);
-    if single_label_registry(&image) {
-        // Known bug (tests/fuzz_regressions.rs, normalised_reference_names_the_same_registry):
-        // `Host/app` names registry `host`, whose normalised form reads as Docker Hub. Remove
-        // this skip once it is fixed.
-        return;
-    }
     let normalised = image.to_string();
     let again = ImageRef::parse(&normalised)
         .unwrap_or_else(|e| panic!("{raw:?} normalises to {normalised:?}, which does not parse: {e}"));
