@@ -10,7 +10,9 @@ VENV="$TOOLS_DIR/venv"
 NPM_DIR="$TOOLS_DIR/npm"
 # Pinned: the version mock-sigstore-server.js was checked with. 0.13 wants node >= 22, and
 # Debian's npm 9 would pick it regardless of the node it runs on.
-NPM_PACKAGES=(@sigstore/mock@0.12.1)
+# sigstore (the sigstore-js library, for attest()) and @sigstore/cli (`sigstore attach`) put
+# cosign-v3-style bundles on test images; these versions still run on node 18.
+NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 PY_PACKAGES=(pynacl cryptography)
 
@@ -79,7 +81,8 @@ install_node() {
 }
 
 npm_ready() {
-    [ -d "$NPM_DIR/node_modules/@sigstore/mock" ]
+    [ -d "$NPM_DIR/node_modules/@sigstore/mock" ] && [ -d "$NPM_DIR/node_modules/sigstore" ] &&
+        [ -x "$NPM_DIR/node_modules/.bin/sigstore" ]
 }
 
 install_npm() {

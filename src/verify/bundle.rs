@@ -222,12 +222,18 @@ struct MessageDigestJson {
     digest: String,
 }
 
-/// protobuf-JSON writes 64-bit integers as strings.
+/// protobuf-JSON writes 64-bit integers as strings, and leaves out zeros (proto3 defaults).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Int64 {
     Text(String),
     Number(i64),
+}
+
+impl Default for Int64 {
+    fn default() -> Self {
+        Int64::Number(0)
+    }
 }
 
 impl Int64 {
@@ -244,6 +250,7 @@ impl Int64 {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EntryJson {
+    #[serde(default)]
     log_index: Int64,
     log_id: KeyIdJson,
     kind_version: KindVersionJson,
@@ -277,8 +284,10 @@ struct PromiseJson {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProofJson {
+    #[serde(default)]
     log_index: Int64,
     root_hash: String,
+    #[serde(default)]
     tree_size: Int64,
     #[serde(default)]
     hashes: Vec<String>,

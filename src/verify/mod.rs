@@ -10,12 +10,13 @@ pub mod dsse;
 pub mod keyless;
 pub mod keys;
 pub mod merkle;
+pub mod referrers;
 pub mod rekor;
 pub mod sct;
 pub mod tree;
 pub mod trust;
-pub mod tuf;
 pub mod tsa;
+pub mod tuf;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -291,29 +292,133 @@ impl RegistryVerifier {
         }
     }
 
+    /// Legacy `.sig` signatures first, then Sigstore bundles attached as referrers (cosign
+    /// v3), unless the authority's `signatureFormat` asks for one of them only.
     async fn verify_signatures(&self, check: &AuthorityCheck<'_>, checker: &Checker) -> Result<String, String> {
+        let format = check.authority.spec.signature_format.as_deref().unwrap_or_default();
         let mut failures = Vec::new();
         for location in signature_locations(check.image, &check.authority.spec) {
-            let layers = self.signatures(&location, check.digest, check.context).await?;
-            let location = &location.signatures;
-            if layers.is_empty() {
-                failures.push(format!("no signatures found at {}", location.describe(check.digest)));
-                continue;
+            if format != "bundle" {
+                match self.verify_legacy(check, checker, &location).await? {
+                    Ok(detail) => return Ok(detail),
+                    Err(why) => failures.extend(why),
+                }
             }
-            for (index, layer) in layers.iter().enumerate() {
-                match self.check_layer(layer, checker, check) {
-                    Ok(detail) => {
-                        return Ok(format!(
-                            "signature {} at {}: {detail}",
-                            layer.layer_digest,
-                            location.describe(check.digest)
-                        ));
-                    }
-                    Err(why) => failures.push(format!("signature {} of {}: {why}", index + 1, layers.len())),
+            if format != "simplesigning" {
+                match self.verify_bundles(check, checker, &location).await? {
+                    Ok(detail) => return Ok(detail),
+                    Err(why) => failures.extend(why),
                 }
             }
         }
         Err(failures.join("; "))
+    }
+
+    /// cosign's `.sig` layout at one location: `Ok(Ok(detail))` for the first good signature,
+    /// `Ok(Err(reasons))` when none is, `Err` when the registry cannot be read.
+    async fn verify_legacy(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+        location: &Location,
+    ) -> Result<Result<String, Vec<String>>, String> {
+        let layers = self.signatures(location, check.digest, check.context).await?;
+        let location = &location.signatures;
+        if layers.is_empty() {
+            return Ok(Err(vec![format!(
+                "no signatures found at {}",
+                location.describe(check.digest)
+            )]));
+        }
+        let mut failures = Vec::new();
+        for (index, layer) in layers.iter().enumerate() {
+            match self.check_layer(layer, checker, check) {
+                Ok(detail) => {
+                    return Ok(Ok(format!(
+                        "signature {} at {}: {detail}",
+                        layer.layer_digest,
+                        location.describe(check.digest)
+                    )));
+                }
+                Err(why) => failures.push(format!("signature {} of {}: {why}", index + 1, layers.len())),
+            }
+        }
+        Ok(Err(failures))
+    }
+
+    /// Sigstore bundles referring to the image at one location; same answers as
+    /// [`Self::verify_legacy`].
+    async fn verify_bundles(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+        location: &Location,
+    ) -> Result<Result<String, Vec<String>>, String> {
+        let place = format!(
+            "{}/{} referrers",
+            location.signatures.registry, location.signatures.repository
+        );
+        let credentials = self.signature_credentials(location, check.context).await;
+        let bundles = referrers::fetch_bundles(&self.registry, &location.signatures, check.digest, &credentials)
+            .await
+            .map_err(|e| format!("cannot fetch Sigstore bundles from {place}: {e}"))?;
+        if bundles.is_empty() {
+            return Ok(Err(vec![format!("no Sigstore bundles found in {place}")]));
+        }
+        let mut failures = Vec::new();
+        for attached in &bundles {
+            match self.check_bundle(&attached.json, checker, check) {
+                Ok(detail) => return Ok(Ok(format!("bundle {} in {place}: {detail}", attached.manifest_digest))),
+                Err(why) => failures.push(format!("bundle {}: {why}", attached.manifest_digest)),
+            }
+        }
+        Ok(Err(failures))
+    }
+
+    /// One attached bundle: a DSSE envelope whose in-toto statement is cosign's signature
+    /// statement about this digest, verified for the authority's key or identities.
+    fn check_bundle(&self, json: &[u8], checker: &Checker, check: &AuthorityCheck<'_>) -> Result<String, String> {
+        if !check.authority.spec.require_annotations.is_empty() {
+            return Err("requireAnnotations is checked on cosign's .sig signatures only".to_string());
+        }
+        let bundle = bundle::Bundle::from_json(json).map_err(|e| e.to_string())?;
+        let bundle::Content::Dsse(envelope) = &bundle.content else {
+            return Err("a message-signature bundle cannot sign an image; expected a DSSE envelope".to_string());
+        };
+        let statement = envelope.statement().map_err(|e| e.to_string())?;
+        if statement.predicate_type != COSIGN_SIGN_PREDICATE {
+            return Err(format!(
+                "the bundle is an attestation ({}), not a signature",
+                statement.predicate_type
+            ));
+        }
+        let digest = image_digest_bytes(check.digest)?;
+        let artifact = bundle::Artifact::Sha256(digest);
+        let verified = match checker {
+            Checker::Key { key, .. } => {
+                let trust = match &check.authority.spec.ctlog {
+                    Some(ctlog) => self.trust_for(ctlog.trust_root_ref.as_deref(), check)?,
+                    None => self.trust.clone(),
+                };
+                bundle::verify(&bundle, &artifact, &bundle::Signer::Key(key), &trust)
+            }
+            Checker::Keyless {
+                trust,
+                identities,
+                ignore_sct,
+                authorities,
+            } => {
+                let requirements = KeylessRequirements {
+                    identities,
+                    ignore_sct: *ignore_sct,
+                    authorities,
+                    trust,
+                };
+                bundle::verify(&bundle, &artifact, &bundle::Signer::Keyless(requirements), trust)
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(verified.describe())
     }
 
     /// One signature layer: the cryptographic check of the authority's kind, then the claims
@@ -418,15 +523,26 @@ fn unsupported_requirements(authority: &Authority) -> Result<(), String> {
     if !authority.attestations.is_empty() {
         return Err("the authority requires attestations, which this signet build cannot verify yet".to_string());
     }
-    if authority.signature_format.as_deref() == Some("bundle") {
-        return Err(
-            "signatureFormat \"bundle\" (Sigstore bundles) is not supported by this signet build yet".to_string(),
-        );
-    }
     if authority.rfc3161timestamp.is_some() {
         return Err("rfc3161timestamp (TSA timestamps) is not supported by this signet build yet".to_string());
     }
     Ok(())
+}
+
+/// The predicate type of cosign v3's image signatures (a DSSE statement about the digest).
+const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// `sha256:<hex>` as bytes.
+fn image_digest_bytes(digest: &str) -> Result<[u8; 32], String> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64)
+        .ok_or_else(|| format!("{digest} is not a sha256 digest"))?;
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("{digest} is not hex"))?;
+    }
+    Ok(bytes)
 }
 
 /// The payload must be about `digest` and carry the annotations the policy requires.

@@ -41,7 +41,7 @@ pub async fn attachment_tree(
         let found = layers_of(registry, image, &tag, credentials).await;
         attachments.push(Attachment { title, tag, found });
     }
-    let referrers = referrers(registry, image, &digest, &base, credentials).await;
+    let referrers = referrers(registry, image, &digest, credentials).await;
 
     let mut out = String::new();
     let _ = writeln!(out, "📦 {}@{digest}", image.name());
@@ -116,24 +116,14 @@ async fn referrers(
     registry: &RegistryClient,
     image: &ImageRef,
     digest: &str,
-    schema_tag: &str,
     credentials: &Credentials,
 ) -> Result<(&'static str, Vec<String>), RegistryError> {
-    let index = match registry
-        .get_referrers(image.registry(), image.repository(), digest, credentials)
-        .await?
-    {
-        Some(bytes) => ("referrers API", bytes),
-        None => match registry
-            .get_manifest(image.registry(), image.repository(), schema_tag, credentials)
-            .await
-        {
-            Ok(manifest) => ("referrers tag schema", manifest.bytes),
-            Err(RegistryError::NotFound { .. }) => return Ok(("no referrers API, no referrers tag", Vec::new())),
-            Err(e) => return Err(e),
-        },
+    let found = super::referrers::referrers_index(registry, image.registry(), image.repository(), digest, credentials)
+        .await?;
+    let Some((how, index)) = found else {
+        return Ok(("no referrers API, no referrers tag", Vec::new()));
     };
-    let parsed: Value = serde_json::from_slice(&index.1).unwrap_or(Value::Null);
+    let parsed: Value = serde_json::from_slice(&index).unwrap_or(Value::Null);
     let entries = parsed["manifests"].as_array().cloned().unwrap_or_default();
-    Ok((index.0, entries.iter().map(describe_descriptor).collect()))
+    Ok((how, entries.iter().map(describe_descriptor).collect()))
 }

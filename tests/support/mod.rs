@@ -5,12 +5,15 @@
 //!   with umoci and pushed with skopeo.
 //! - [`MockServer`]: a tiny hand-written HTTP/1.1 server for failure modes a real registry
 //!   will not produce on demand (429, 5xx, wrong bodies, redirect loops, silence).
+//! - [`keyed_bundle`], [`attach_bundle`], [`attest_and_attach`]: Sigstore bundles attached to
+//!   images as OCI 1.1 referrers (the cosign v3 layout).
 //! - Paths: [`fixtures_dir`], [`shared_tools_dir`], [`python`].
 //!
 //! Missing tools or fixtures skip a test with "skipping: <why>", except under `CI=true`,
 //! where they fail it: CI must never pass by skipping.
 #![allow(dead_code, unused_imports)]
 
+mod bundles;
 mod cosign;
 mod env;
 mod images;
@@ -19,6 +22,7 @@ mod kube_api;
 mod mock;
 mod registry;
 
+pub use bundles::*;
 pub use cosign::*;
 pub use env::*;
 pub use images::*;
