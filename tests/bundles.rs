@@ -208,6 +208,11 @@ async fn keyed_bundles_and_tampering() {
     )
     .await;
 
+    let unlogged_ok = build_image(&registry, "keyed/unlogged-ok", "v1", "unlogged, fine without ctlog");
+    let statement_ok = statement("keyed/unlogged-ok", &unlogged_ok, COSIGN_SIGN_PREDICATE);
+    let bundle_ok = keyed_bundle(&key, &TestKey::generate(), &statement_ok, None);
+    attach_bundle(&registry, "keyed/unlogged-ok", &unlogged_ok, &bundle_ok).await;
+
     // Both formats on one image: a bad bundle does not spoil a good legacy signature.
     let both = build_image(&registry, "keyed/both", "v1", "both");
     sign_image(&registry, "keyed/both", &both, &key, &SignOptions::default()).await;
@@ -226,8 +231,11 @@ async fn keyed_bundles_and_tampering() {
         "--trust-root",
         root_path.to_str().unwrap(),
     ];
+    let ctlog = "    ctlog:\n      url: https://rekor.test.local\n";
     let policies = policy_dir(&[
-        &key_policy("bundles", &format!("{host}/keyed/**"), &key.public_pem(), ""),
+        &key_policy("bundles", &format!("{host}/keyed/**"), &key.public_pem(), ctlog),
+        // Without ctlog a key authority does not look at the log, as for `.sig` signatures.
+        &key_policy("no-ctlog", &format!("{host}/keyed/unlogged-ok*"), &key.public_pem(), ""),
         &key_policy(
             "bundle-only",
             &format!("{host}/keyed/both*"),
@@ -255,6 +263,17 @@ async fn keyed_bundles_and_tampering() {
     assert_denied(
         &decide(&signet, policies.path(), &image("unlogged"), &args).await,
         &["which the trust root does not know"],
+    );
+    // keyed/unlogged-ok matches "bundles" (ctlog: its log is unknown) and "no-ctlog".
+    assert_denied(
+        &decide(&signet, policies.path(), &image("unlogged-ok"), &args).await,
+        &["policy \"bundles\"", "which the trust root does not know"],
+    );
+    assert!(
+        !decide(&signet, policies.path(), &image("unlogged-ok"), &args)
+            .await
+            .1
+            .contains("no-ctlog")
     );
     // keyed/both matches both policies: the legacy signature satisfies "bundles", but
     // "bundle-only" looks at the (bad) bundle alone.

@@ -130,7 +130,7 @@ pub fn verify_sigstore_bundle(
 ) -> Result<String, String> {
     let bundle = Bundle::from_json(bundle_json).map_err(|e| e.to_string())?;
     let signer = match authority {
-        BlobAuthority::Key(key) => Signer::Key(key),
+        BlobAuthority::Key(key) => Signer::Key { key, require_log: true },
         BlobAuthority::Keyless { identity, ignore_sct } => Signer::Keyless(KeylessRequirements {
             identities: std::slice::from_ref(identity),
             ignore_sct: *ignore_sct,

@@ -51,7 +51,9 @@ pub struct Bundle {
     /// The minor version: 1, 2 or 3 (v0.x).
     pub version: u8,
     pub material: Material,
-    pub entry: LogEntry,
+    /// The transparency log entry; only keyed signatures may go without one, and only when
+    /// the verifier allows it (a key authority without `ctlog`).
+    pub entry: Option<LogEntry>,
     pub timestamps: Vec<Vec<u8>>,
     pub content: Content,
 }
@@ -123,7 +125,11 @@ impl Artifact<'_> {
 
 /// Who must have signed.
 pub enum Signer<'a> {
-    Key(&'a PublicKey),
+    /// A key; `require_log` says whether the signature must be in a transparency log.
+    Key {
+        key: &'a PublicKey,
+        require_log: bool,
+    },
     Keyless(KeylessRequirements<'a>),
 }
 
@@ -325,11 +331,15 @@ impl Bundle {
         let json: BundleJson = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
         let version = version_of(&json.media_type)?;
         let material = parse_material(&json.verification_material, version)?;
-        let [entry] = json.verification_material.tlog_entries.as_slice() else {
-            return Err(malformed(format!(
-                "expected one transparency log entry, found {}",
-                json.verification_material.tlog_entries.len()
-            )));
+        let entry = match json.verification_material.tlog_entries.as_slice() {
+            [] => None,
+            [entry] => Some(parse_entry(entry)?),
+            more => {
+                return Err(malformed(format!(
+                    "expected one transparency log entry, found {}",
+                    more.len()
+                )));
+            }
         };
         let timestamps = json
             .verification_material
@@ -358,7 +368,7 @@ impl Bundle {
         Ok(Bundle {
             version,
             material,
-            entry: parse_entry(entry)?,
+            entry,
             timestamps,
             content,
         })
@@ -451,8 +461,15 @@ pub fn verify(
     signer: &Signer,
     trust: &TrustRoot,
 ) -> Result<Verified, BundleError> {
-    let times = verified_times(bundle, trust)?;
-    let log = verify_log_entry(bundle, trust, &times)?;
+    // A key authority without `ctlog` does not look at the log, as for `.sig` signatures.
+    let log_optional = matches!(signer, Signer::Key { require_log: false, .. });
+    let entry = bundle.entry.as_ref().filter(|_| !log_optional);
+    let times = verified_times(bundle, entry, trust)?;
+    let log = match entry {
+        Some(entry) => verify_log_entry(bundle, entry, trust, &times)?,
+        None if log_optional => "not checked against a transparency log (no ctlog)".to_string(),
+        None => return Err(invalid("the bundle has no transparency log entry")),
+    };
     let (key, leaf_der, identity) = signing_key(bundle, signer, &times)?;
     let digest = artifact.sha256();
     verify_signature(bundle, artifact, &digest, &key)?;
@@ -460,7 +477,9 @@ pub fn verify(
         Some(der) => LoggedMaterial::Certificate(der),
         None => LoggedMaterial::Key(&key),
     };
-    check_entry_body(bundle, &digest, &material)?;
+    if let Some(entry) = entry {
+        check_entry_body(bundle, entry, &digest, &material)?;
+    }
     Ok(Verified {
         times,
         identity,
@@ -474,7 +493,11 @@ pub fn verify(
 
 /// The times the signature provably existed: the log's integrated time when a SET vouches
 /// for it, and every RFC 3161 timestamp (all of which must verify).
-fn verified_times(bundle: &Bundle, trust: &TrustRoot) -> Result<Vec<OffsetDateTime>, BundleError> {
+fn verified_times(
+    bundle: &Bundle,
+    entry: Option<&LogEntry>,
+    trust: &TrustRoot,
+) -> Result<Vec<OffsetDateTime>, BundleError> {
     if bundle.timestamps.len() > MAX_TIMESTAMPS {
         return Err(invalid(format!(
             "{} signed timestamps; at most {MAX_TIMESTAMPS}",
@@ -490,8 +513,8 @@ fn verified_times(bundle: &Bundle, trust: &TrustRoot) -> Result<Vec<OffsetDateTi
             verify_timestamp(timestamp, bundle.content.signature(), trust).map_err(|e| invalid(e.to_string()))?;
         times.push(time);
     }
-    if bundle.entry.set.is_some() {
-        let time = OffsetDateTime::from_unix_timestamp(bundle.entry.integrated_time)
+    if let Some(entry) = entry.filter(|e| e.set.is_some()) {
+        let time = OffsetDateTime::from_unix_timestamp(entry.integrated_time)
             .map_err(|_| malformed("integratedTime is out of range"))?;
         if time > OffsetDateTime::now_utc() + time::Duration::minutes(5) {
             return Err(invalid(format!(
@@ -500,7 +523,7 @@ fn verified_times(bundle: &Bundle, trust: &TrustRoot) -> Result<Vec<OffsetDateTi
         }
         times.push(time);
     }
-    if times.is_empty() {
+    if times.is_empty() && entry.is_some() {
         return Err(invalid(
             "no verified time: the entry has no signed entry timestamp and the bundle no RFC 3161 timestamp",
         ));
@@ -510,8 +533,12 @@ fn verified_times(bundle: &Bundle, trust: &TrustRoot) -> Result<Vec<OffsetDateTi
 
 /// The entry must be in a log of the trust root: its SET (v0.1) or inclusion proof with a
 /// signed checkpoint (v0.2 and later, and every Rekor v2 entry). Returns the log's URL.
-fn verify_log_entry(bundle: &Bundle, trust: &TrustRoot, times: &[OffsetDateTime]) -> Result<String, BundleError> {
-    let entry = &bundle.entry;
+fn verify_log_entry(
+    bundle: &Bundle,
+    entry: &LogEntry,
+    trust: &TrustRoot,
+    times: &[OffsetDateTime],
+) -> Result<String, BundleError> {
     let log = trust.tlog(&entry.log_id).ok_or_else(|| {
         invalid(format!(
             "the entry is from log {}, which the trust root does not know",
@@ -570,7 +597,7 @@ type SigningKey = (PublicKey, Option<Vec<u8>>, Option<(String, Vec<String>)>);
 
 fn signing_key(bundle: &Bundle, signer: &Signer, times: &[OffsetDateTime]) -> Result<SigningKey, BundleError> {
     match (&bundle.material, signer) {
-        (Material::PublicKey { .. }, Signer::Key(key)) => Ok(((*key).clone(), None, None)),
+        (Material::PublicKey { .. }, Signer::Key { key, .. }) => Ok(((*key).clone(), None, None)),
         (Material::Certificate { leaf, chain }, Signer::Keyless(requirements)) => {
             reject_roots_in_chain(chain)?;
             let (_, certificate) = X509Certificate::from_der(leaf)
@@ -585,7 +612,7 @@ fn signing_key(bundle: &Bundle, signer: &Signer, times: &[OffsetDateTime]) -> Re
         (Material::PublicKey { .. }, Signer::Keyless(_)) => Err(invalid(
             "the bundle was signed with a key, not a certificate; verify it with that key",
         )),
-        (Material::Certificate { .. }, Signer::Key(_)) => Err(invalid(
+        (Material::Certificate { .. }, Signer::Key { .. }) => Err(invalid(
             "the bundle was signed with a certificate; verify it with an identity, not a key",
         )),
     }
@@ -673,10 +700,14 @@ impl LoggedMaterial<'_> {
 
 /// The log entry must record this signature by this signer over this content; a valid
 /// entry about something else proves nothing.
-fn check_entry_body(bundle: &Bundle, artifact_digest: &[u8; 32], signer: &LoggedMaterial) -> Result<(), BundleError> {
-    let body: Value = serde_json::from_slice(&bundle.entry.body)
-        .map_err(|e| malformed(format!("the log entry body is not JSON: {e}")))?;
-    let entry = &bundle.entry;
+fn check_entry_body(
+    bundle: &Bundle,
+    entry: &LogEntry,
+    artifact_digest: &[u8; 32],
+    signer: &LoggedMaterial,
+) -> Result<(), BundleError> {
+    let body: Value =
+        serde_json::from_slice(&entry.body).map_err(|e| malformed(format!("the log entry body is not JSON: {e}")))?;
     let mismatch = |what: &str| invalid(format!("the log entry ({} {}) {what}", entry.kind, entry.kind_version));
     let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
     let decode = |pointer: &str| {
@@ -743,6 +774,18 @@ fn check_entry_body(bundle: &Bundle, artifact_digest: &[u8; 32], signer: &Logged
             });
             if logged.len() != envelope.signatures.len() || !recorded {
                 return Err(mismatch("records other signatures"));
+            }
+        }
+        ("intoto", "0.0.1", Content::Dsse(envelope)) => {
+            // intoto 0.0.1 records the payload hash and the key, not the signature.
+            let payload_hash = hex(&Sha256::digest(&envelope.payload));
+            if text("/spec/content/payloadHash/algorithm") != "sha256"
+                || text("/spec/content/payloadHash/value") != payload_hash
+            {
+                return Err(mismatch("is about another payload"));
+            }
+            if !signer.matches_pem(&decode("/spec/publicKey")) {
+                return Err(mismatch("records another certificate or key"));
             }
         }
         ("intoto", "0.0.2", Content::Dsse(envelope)) => {

@@ -396,11 +396,16 @@ impl RegistryVerifier {
         let artifact = bundle::Artifact::Sha256(digest);
         let verified = match checker {
             Checker::Key { key, .. } => {
-                let trust = match &check.authority.spec.ctlog {
+                let ctlog = check.authority.spec.ctlog.as_ref();
+                let trust = match ctlog {
                     Some(ctlog) => self.trust_for(ctlog.trust_root_ref.as_deref(), check)?,
                     None => self.trust.clone(),
                 };
-                bundle::verify(&bundle, &artifact, &bundle::Signer::Key(key), &trust)
+                let signer = bundle::Signer::Key {
+                    key,
+                    require_log: ctlog.is_some(),
+                };
+                bundle::verify(&bundle, &artifact, &signer, &trust)
             }
             Checker::Keyless {
                 trust,

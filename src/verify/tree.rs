@@ -118,8 +118,8 @@ async fn referrers(
     digest: &str,
     credentials: &Credentials,
 ) -> Result<(&'static str, Vec<String>), RegistryError> {
-    let found = super::referrers::referrers_index(registry, image.registry(), image.repository(), digest, credentials)
-        .await?;
+    let found =
+        super::referrers::referrers_index(registry, image.registry(), image.repository(), digest, credentials).await?;
     let Some((how, index)) = found else {
         return Ok(("no referrers API, no referrers tag", Vec::new()));
     };
