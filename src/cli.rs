@@ -249,7 +249,7 @@ enum EndpointArg {
 /// 2 error.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let log_guard = init_logging(&cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -257,7 +257,10 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let outcome = runtime.block_on(dispatch(cli.command));
+    // Flushes the queued log lines first, so that an error below is printed last.
+    drop(log_guard);
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -266,16 +269,28 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) {
+/// The returned guard keeps the log writer thread running; dropping it flushes the lines
+/// still queued, so it must live until the process ends.
+fn init_logging(level: &str, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter =
         tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // A thread of its own writes to stderr, so that an admission answer does not wait for its
+    // log line to reach the pipe (an earlier benchmark put that at ~40 µs per request under
+    // load; bench/RESULTS.md has the before/after). Not lossy: with the queue full, callers
+    // wait rather than drop lines, which record every decision. 8192 queued lines (a few MiB)
+    // instead of the default 128,000, so a slow log reader holds up admissions before it can
+    // grow memory much.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(8_192)
+        .thread_name("signet-log")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
