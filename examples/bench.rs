@@ -51,6 +51,9 @@ enum Cmd {
     },
     /// Runs every measurement and prints the results table (Markdown) on stdout.
     Run(RunArgs),
+    /// Soak: concurrent load on one signet for a bounded time while its RSS is sampled every
+    /// second; prints the time series and a summary (Markdown) on stdout.
+    Soak(SoakArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -97,6 +100,41 @@ struct RunArgs {
     /// signet's `--cache-entries` (its default is 10000).
     #[arg(long, default_value_t = 10_000)]
     cache_entries: u64,
+    /// A second `signet` binary (e.g. the previous commit's) put under the same 16-connection
+    /// warm load in the same run, for a before/after figure.
+    #[arg(long)]
+    baseline_signet: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone)]
+struct SoakArgs {
+    /// The `signet` binary.
+    #[arg(long)]
+    signet: PathBuf,
+    /// The registry, `127.0.0.1:PORT` (plain HTTP).
+    #[arg(long)]
+    registry: String,
+    /// The registry's access log (its stdout/stderr): registry requests during the soak.
+    #[arg(long)]
+    registry_log: PathBuf,
+    /// Scratch directory (policy, CA file, signet's log).
+    #[arg(long)]
+    work: PathBuf,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Length of the load, warm-up included (seconds; at most 600).
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Upper bound of the requests sent.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: usize,
+    /// RSS at this many seconds into the load is the baseline growth is measured against.
+    #[arg(long, default_value_t = 10)]
+    warmup_seconds: u64,
+    /// Distinct signed tags the load rotates over.
+    #[arg(long, default_value_t = 8)]
+    images: usize,
 }
 
 fn main() -> Result<()> {
@@ -106,6 +144,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Floor { listen, ca_out } => runtime.block_on(floor(listen, ca_out)),
         Cmd::Run(args) => runtime.block_on(run(args)),
+        Cmd::Soak(args) => runtime.block_on(soak(args)),
     }
 }
 
@@ -293,6 +332,13 @@ impl Pusher {
         shared: &Shared,
         key: &Key,
     ) -> Result<String> {
+        let digest = self.image(repo, tag, n, shared).await?;
+        self.sign(repo, &digest, shared, key).await?;
+        Ok(digest)
+    }
+
+    /// The same image without a signature. Returns its digest.
+    async fn image(&self, repo: &str, tag: Option<&str>, n: usize, shared: &Shared) -> Result<String> {
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -304,7 +350,6 @@ impl Pusher {
         .into_bytes();
         let digest = sha256(&manifest);
         self.put_manifest(repo, tag.unwrap_or(&digest), manifest).await?;
-        self.sign(repo, &digest, shared, key).await?;
         Ok(digest)
     }
 
@@ -696,6 +741,46 @@ async fn registry_round_trips(http: &reqwest::Client, base: &str, repo: &str, ta
 }
 
 // ---------------------------------------------------------------------------------------------
+// Before / after
+
+/// Rounds of the before/after comparison; alternating cancels drift in the machine's load.
+const BEFORE_AFTER_ROUNDS: usize = 3;
+
+/// Requests/s of `bounds` warm load on a `baseline` signet and on the running one (`current`:
+/// its URL and CA), alternating rounds.
+async fn before_after(
+    args: &RunArgs,
+    baseline: &Path,
+    current: (&str, &[u8]),
+    template: &Arc<ReviewTemplate>,
+    bounds: Bounds,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut other = args.clone();
+    other.signet = baseline.to_path_buf();
+    let old = SignetProc::start(&other, "baseline", &[]).await?;
+    let old_url = format!("{}/validate?timeout=10s", old.webhook);
+    if !admit(&https_client(&old.ca_pem, true), &old_url, template, "first").await? {
+        bail!("the baseline signet denied the warm image");
+    }
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for round in 0..BEFORE_AFTER_ROUNDS {
+        let label = format!("baseline-{round}");
+        before.push(
+            load(&old_url, &old.ca_pem, template.clone(), bounds, &label)
+                .await
+                .rps(),
+        );
+        let label = format!("current-{round}");
+        after.push(load(current.0, current.1, template.clone(), bounds, &label).await.rps());
+    }
+    Ok((before, after))
+}
+
+fn rates(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run
 
 fn key_policy(registry: &str, key: &Key) -> String {
@@ -805,6 +890,14 @@ async fn run(args: RunArgs) -> Result<()> {
     let signet_load = load(&validate, &signet.ca_pem, warm_template.clone(), many, "signet").await;
     let signet_one = load(&validate, &signet.ca_pem, warm_template.clone(), one, "signet1").await;
     let warm_heads = count_requests(&args.registry_log, &["HEAD"], "/v2/bench/warm/") - warm_heads_before;
+    let before_after = match &args.baseline_signet {
+        Some(binary) => {
+            say("warm load: baseline and this signet, alternating");
+            let target = (validate.as_str(), signet.ca_pem.as_slice());
+            Some(before_after(&args, binary, target, &warm_template, many).await?)
+        }
+        None => None,
+    };
 
     // --- Cold: never-seen tags, one at a time, next to the registry round trips.
     say("cold admissions");
@@ -1070,6 +1163,341 @@ async fn run(args: RunArgs) -> Result<()> {
     for (name, text) in details {
         println!("- **{}**: {text}", &name[2..]);
     }
+    if let (Some(binary), Some((baseline, current))) = (&args.baseline_signet, before_after) {
+        println!(
+            "- **before / after**: the same {}-connection warm load, alternating {BEFORE_AFTER_ROUNDS} rounds between `{}` (baseline) and this signet, both running at once: baseline {} req/s (median {:.0}), this signet {} req/s (median {:.0}).",
+            args.connections,
+            binary.display(),
+            rates(&baseline),
+            median(&baseline),
+            rates(&current),
+            median(&current),
+        );
+    }
     say("done");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The soak
+
+/// Samples of the soak's RSS series.
+struct Sample {
+    seconds: f64,
+    rss_kib: u64,
+    served: usize,
+}
+
+#[derive(Default)]
+struct SoakCounters {
+    issued: AtomicUsize,
+    served: AtomicUsize,
+    denied: AtomicUsize,
+    errors: AtomicUsize,
+}
+
+/// Where the soak sends its requests and what it sends.
+struct SoakTarget {
+    validate: String,
+    mutate: String,
+    ca_pem: Vec<u8>,
+    signed: Vec<ReviewTemplate>,
+    unsigned: ReviewTemplate,
+}
+
+impl SoakTarget {
+    /// A connection's `i`-th request and whether it must be allowed: validations spread over
+    /// the signed tags, every other one a mutation (the patch path), one in 16 an unsigned
+    /// image (the denial path).
+    fn request(&self, connection: usize, i: usize) -> (&str, &ReviewTemplate, bool) {
+        if i % 16 == 15 {
+            return (&self.validate, &self.unsigned, false);
+        }
+        let template = &self.signed[(connection + i) % self.signed.len()];
+        if i % 2 == 1 {
+            (&self.mutate, template, true)
+        } else {
+            (&self.validate, template, true)
+        }
+    }
+}
+
+/// One keep-alive connection sending back to back until `deadline` or the shared request
+/// bound. Returns the first error it saw, if any.
+async fn soak_connection(
+    target: Arc<SoakTarget>,
+    counters: Arc<SoakCounters>,
+    connection: usize,
+    deadline: Instant,
+    max_requests: usize,
+) -> Option<String> {
+    let client = https_client(&target.ca_pem, true);
+    let mut first_error = None;
+    let mut i = 0;
+    while Instant::now() < deadline && counters.issued.fetch_add(1, Ordering::Relaxed) < max_requests {
+        let uid = format!("soak-{connection}-{i}");
+        let (url, template, expected) = target.request(connection, i);
+        let outcome = match admit(&client, url, template, &uid).await {
+            Ok(allowed) if allowed == expected => Ok(allowed),
+            Ok(allowed) => Err(format!("{uid}: allowed {allowed}, expected {expected}")),
+            Err(e) => Err(format!("{uid}: {e:#}")),
+        };
+        match outcome {
+            Ok(allowed) => {
+                counters.served.fetch_add(1, Ordering::Relaxed);
+                if !allowed {
+                    counters.denied.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                first_error.get_or_insert(e);
+            }
+        }
+        i += 1;
+    }
+    first_error
+}
+
+/// VmRSS of `pid` once a second until `done`, then once more.
+async fn sample_rss(
+    pid: u32,
+    counters: Arc<SoakCounters>,
+    started: Instant,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let finished = done.load(Ordering::Relaxed);
+        samples.push(Sample {
+            seconds: started.elapsed().as_secs_f64(),
+            rss_kib: rss_kib(pid).0,
+            served: counters.served.load(Ordering::Relaxed),
+        });
+        if finished {
+            return samples;
+        }
+        let rss = samples.last().map_or(0, |s| s.rss_kib);
+        say(format!(
+            "soak {:>5.1} s: VmRSS {:.1} MiB",
+            started.elapsed().as_secs_f64(),
+            mib(rss)
+        ));
+    }
+}
+
+/// Least-squares slope of RSS over time, MiB per minute.
+fn trend_mib_per_minute(samples: &[&Sample]) -> f64 {
+    let n = samples.len() as f64;
+    let mean_t = samples.iter().map(|s| s.seconds).sum::<f64>() / n;
+    let mean_r = samples.iter().map(|s| mib(s.rss_kib)).sum::<f64>() / n;
+    let covariance: f64 = samples
+        .iter()
+        .map(|s| (s.seconds - mean_t) * (mib(s.rss_kib) - mean_r))
+        .sum();
+    let variance: f64 = samples.iter().map(|s| (s.seconds - mean_t).powi(2)).sum();
+    covariance / variance * 60.0
+}
+
+/// Seeds `images` signed tags and one unsigned tag in `bench/soak`; writes the policy.
+async fn seed_soak(args: &SoakArgs) -> Result<SoakTarget> {
+    std::fs::create_dir_all(args.work.join("policies"))?;
+    let key = Key::generate();
+    std::fs::write(args.work.join("policies/bench.yaml"), key_policy(&args.registry, &key))?;
+    let pusher = Pusher::new(&args.registry);
+    let shared = pusher.shared("bench/soak").await?;
+    let mut signed = Vec::new();
+    for n in 0..args.images {
+        let tag = format!("s{n}");
+        pusher.signed_image("bench/soak", Some(&tag), n, &shared, &key).await?;
+        signed.push(ReviewTemplate::pod(&format!("{}/bench/soak:{tag}", args.registry)));
+    }
+    pusher
+        .image("bench/soak", Some("unsigned"), args.images, &shared)
+        .await?;
+    Ok(SoakTarget {
+        validate: String::new(),
+        mutate: String::new(),
+        ca_pem: Vec::new(),
+        signed,
+        unsigned: ReviewTemplate::pod(&format!("{}/bench/soak:unsigned", args.registry)),
+    })
+}
+
+impl SoakArgs {
+    /// The `run` arguments `SignetProc` starts signet with (the measurement counts unused).
+    fn as_run_args(&self) -> RunArgs {
+        RunArgs {
+            signet: self.signet.clone(),
+            registry: self.registry.clone(),
+            registry_log: self.registry_log.clone(),
+            work: self.work.clone(),
+            connections: self.connections,
+            seconds: self.seconds,
+            max_requests: self.max_requests,
+            cold: 0,
+            burst: 0,
+            many: 0,
+            seed_concurrency: 1,
+            admit_concurrency: 1,
+            starts: 0,
+            cache_entries: 10_000,
+            baseline_signet: None,
+        }
+    }
+}
+
+async fn soak(args: SoakArgs) -> Result<()> {
+    elapsed_total();
+    let seconds = args.seconds.min(600);
+    if args.warmup_seconds >= seconds || args.images == 0 || args.connections == 0 {
+        bail!("need --warmup-seconds < --seconds (at most 600), --images > 0 and --connections > 0");
+    }
+    say("seeding the soak images");
+    let mut target = seed_soak(&args).await?;
+    let signet = SignetProc::start(&args.as_run_args(), "soak", &[]).await?;
+    target.validate = format!("{}/validate?timeout=10s", signet.webhook);
+    target.mutate = format!("{}/mutate?timeout=10s", signet.webhook);
+    target.ca_pem = signet.ca_pem.clone();
+    let target = Arc::new(target);
+    let (url, template, _) = target.request(0, 0);
+    if !admit(&https_client(&target.ca_pem, true), url, template, "first").await? {
+        bail!(
+            "the soak image was denied; signet log:\n{}",
+            std::fs::read_to_string(&signet.log).unwrap_or_default()
+        );
+    }
+    let registry_before = count_requests(&args.registry_log, &["HEAD", "GET"], "/v2/bench/soak/");
+    say(format!(
+        "soak: {} connections for {seconds} s or {} requests",
+        args.connections, args.max_requests
+    ));
+    let counters = Arc::new(SoakCounters::default());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let sampler = tokio::spawn(sample_rss(signet.pid(), counters.clone(), started, done.clone()));
+    let connections: Vec<_> = (0..args.connections)
+        .map(|c| {
+            let (target, counters) = (target.clone(), counters.clone());
+            tokio::spawn(soak_connection(target, counters, c, deadline, args.max_requests))
+        })
+        .collect();
+    let mut first_error = None;
+    for connection in connections {
+        if let Some(e) = connection.await? {
+            first_error.get_or_insert(e);
+        }
+    }
+    let load_seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let samples = sampler.await?;
+    let (_, hwm) = rss_kib(signet.pid());
+    let registry_requests = count_requests(&args.registry_log, &["HEAD", "GET"], "/v2/bench/soak/") - registry_before;
+    drop(signet);
+    let report = SoakReport {
+        samples,
+        warmup_seconds: args.warmup_seconds as f64,
+        load_seconds,
+        hwm_kib: hwm,
+        served: counters.served.load(Ordering::Relaxed),
+        denied: counters.denied.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        first_error,
+        registry_requests,
+    };
+    report.print(&args, seconds)?;
+    say("done");
+    Ok(())
+}
+
+struct SoakReport {
+    samples: Vec<Sample>,
+    warmup_seconds: f64,
+    load_seconds: f64,
+    hwm_kib: u64,
+    served: usize,
+    denied: usize,
+    errors: usize,
+    first_error: Option<String>,
+    registry_requests: usize,
+}
+
+impl SoakReport {
+    fn print(&self, args: &SoakArgs, seconds: u64) -> Result<()> {
+        let after: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.seconds >= self.warmup_seconds)
+            .collect();
+        let (Some(warm), Some(end)) = (after.first(), self.samples.last()) else {
+            bail!("the load ended before the warm-up did: no RSS sample after it");
+        };
+        let peak = after.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+        let growth = end.rss_kib as f64 / warm.rss_kib as f64;
+        let trend = trend_mib_per_minute(&after);
+        println!("| figure | value | target | result |");
+        println!("|---|---|---|---|");
+        println!(
+            "| VmRSS after warm-up (t = {:.1} s) | {:.1} MiB | | |",
+            warm.seconds,
+            mib(warm.rss_kib)
+        );
+        println!(
+            "| VmRSS at the end (t = {:.1} s) | {:.1} MiB | | |",
+            end.seconds,
+            mib(end.rss_kib)
+        );
+        println!(
+            "| growth, end / after warm-up | {growth:.3}× | ≤ 2× | {} |",
+            verdict(growth <= 2.0)
+        );
+        println!(
+            "| highest VmRSS after warm-up | {:.1} MiB ({:.3}×); VmHWM {:.1} MiB | | |",
+            mib(peak),
+            peak as f64 / warm.rss_kib as f64,
+            mib(self.hwm_kib)
+        );
+        println!("| trend after warm-up (least squares) | {trend:+.2} MiB/min | | |");
+        println!(
+            "| requests answered as expected | {} in {:.1} s ({:.0} req/s), {} of them denials | | |",
+            self.served,
+            self.load_seconds,
+            self.served as f64 / self.load_seconds,
+            self.denied
+        );
+        println!(
+            "| errors (failed, or the wrong verdict) | {} | 0 | {} |",
+            self.errors,
+            verdict(self.errors == 0)
+        );
+        println!();
+        println!(
+            "Load: {} keep-alive HTTP/1.1 connections over TLS to one `signet serve` (defaults: `--cache-entries 10000`, signature TTL 60 s, tag digest TTL 10 s), each sending back to back for {seconds} s or until {} requests in all: Pod AdmissionReviews over {} signed tags `{}/bench/soak:sN` (key policy), every other request to `/mutate` (JSON patch) instead of `/validate`, one in 16 an unsigned tag that must be denied; fresh uid per request. VmRSS from `/proc/PID/status` once a second; growth is measured from the first sample at or after {:.0} s. Registry requests during the load (access log): {}.{}",
+            args.connections,
+            args.max_requests,
+            args.images,
+            args.registry,
+            self.warmup_seconds,
+            self.registry_requests,
+            self.first_error
+                .as_ref()
+                .map(|e| format!(" First error: `{e}`."))
+                .unwrap_or_default()
+        );
+        println!();
+        println!("<details><summary>VmRSS every second</summary>");
+        println!();
+        println!("| t (s) | VmRSS (MiB) | requests answered |");
+        println!("|---|---|---|");
+        for s in &self.samples {
+            println!("| {:.1} | {:.1} | {} |", s.seconds, mib(s.rss_kib), s.served);
+        }
+        println!();
+        println!("</details>");
+        Ok(())
+    }
 }
