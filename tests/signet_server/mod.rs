@@ -62,7 +62,14 @@ impl Signet {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("ca.pem");
         let log = dir.path().join("signet.log");
-        let (webhook_port, admin_port) = (free_port(), free_port());
+        // Both listeners are held at once, so the two ports differ (two free_port() calls
+        // can be handed the same port, and signet then fails with "address in use").
+        let (webhook_port, admin_port) = {
+            let webhook = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            let admin = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
+            (port(&webhook), port(&admin))
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", &format!("127.0.0.1:{webhook_port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
