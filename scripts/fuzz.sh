@@ -29,7 +29,7 @@ FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/signet-fuzz-target}"
 FIXTURES="${SIGNET_FIXTURES:-$REPO/../shared/fixtures}"
 ALL_TARGETS=(admission_review image_reference glob policy_yaml trusted_root_json public_key_pem certificate_pem
-    simplesigning_payload)
+    simplesigning_payload sigstore_bundle)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 log() { echo "fuzz: $*" >&2; }
@@ -97,6 +97,10 @@ done
 
 copy_seeds policy_yaml deploy/examples/*.yaml "$FIXTURES"/policy-controller/*.yaml
 copy_seeds trusted_root_json trust/*.json "$FIXTURES"/sigstore-conformance/trusted_root*.json
+# Every conformance bundle, each under its case name (they are all bundle.sigstore.json).
+for f in "$FIXTURES"/sigstore-conformance/bundle-verify/*/bundle.sigstore.json; do
+    if [ -f "$f" ]; then cp "$f" "$SEEDS/sigstore_bundle/$(basename "$(dirname "$f")").json"; fi
+done
 copy_seeds simplesigning_payload "$FIXTURES"/sigstore-conformance/statement.json
 digest="sha256:$(printf '%064d' 0)"
 printf '{"critical":{"identity":{"docker-reference":"ghcr.io/org/app"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' "$digest" |
@@ -177,7 +181,7 @@ BIN_DIR="$FUZZ_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/release"
 # --- run ----------------------------------------------------------------------------------
 max_len() {
     case "$1" in
-        admission_review | trusted_root_json) echo 65536 ;;
+        admission_review | trusted_root_json | sigstore_bundle) echo 65536 ;;
         policy_yaml | certificate_pem) echo 16384 ;;
         glob) echo 1024 ;;
         *) echo 4096 ;;
