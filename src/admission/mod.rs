@@ -272,6 +272,7 @@ fn resource_info(request: &AdmissionRequest) -> ResourceInfo {
         version: request.resource.version.clone(),
         resource: request.resource.resource.clone(),
         labels,
+        object: request.object.clone().map(std::sync::Arc::new),
     }
 }
 

@@ -5,10 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, join_all};
 
+use super::program::{AuthorityMatch, PolicySignature, cip_policy_input};
 use super::reference::ImageRef;
+use super::rego::Verdict;
 use super::snapshot::{AuthorityKind, CompiledAuthority, CompiledPolicy, Mode, PolicySnapshot};
 use crate::admission::workload::ContainerImage;
 use crate::api::trustroot::TrustRootSpec;
@@ -38,6 +41,9 @@ pub struct ResourceInfo {
     pub version: String,
     pub resource: String,
     pub labels: BTreeMap<String, String>,
+    /// The object under review, for a `spec.policy` with `includeSpec`, `includeObjectMeta`
+    /// or `includeTypeMeta`.
+    pub object: Option<Arc<serde_json::Value>>,
 }
 
 /// One authority of one policy to check against one image digest.
@@ -62,6 +68,20 @@ pub trait Verifier: Send + Sync {
 
     /// Checks a key or keyless authority; `Ok` says what was verified, `Err` why not.
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>>;
+
+    /// [`Verifier::verify`], also listing the verified signatures as a CIP-level
+    /// `spec.policy` sees them (`authorityMatches.NAME.signatures`). This default knows only
+    /// the summary, so it reports one signature without details: enough for policies that
+    /// count signatures, not for ones that read subjects or issuers.
+    fn verify_signatures<'a>(
+        &'a self,
+        check: AuthorityCheck<'a>,
+    ) -> BoxFuture<'a, Result<(String, Vec<PolicySignature>), String>> {
+        Box::pin(async move {
+            let summary = self.verify(check).await?;
+            Ok((summary, vec![PolicySignature::default()]))
+        })
+    }
 }
 
 /// One authority's result.
@@ -71,6 +91,8 @@ pub struct AuthorityResult {
     pub outcome: Result<String, String>,
     /// True for key/keyless authorities, whose pass means the digest was verified.
     pub verifying: bool,
+    /// What a passing key/keyless authority verified, for `spec.policy`.
+    pub signatures: Vec<PolicySignature>,
 }
 
 /// One policy's result for one image.
@@ -81,6 +103,8 @@ pub struct PolicyResult {
     pub authorities: Vec<AuthorityResult>,
     /// Why the policy-level `spec.policy` did not pass, when it did not.
     pub policy_error: Option<String>,
+    /// The `spec.policy`'s own warning, when it gave one.
+    pub policy_warning: Option<String>,
 }
 
 impl PolicyResult {
@@ -181,8 +205,8 @@ async fn evaluate_image(
             Err(e) => (None, Some(e)),
         },
     };
-    let policies = join_all(matched.iter().map(|policy| {
-        evaluate_policy(
+    let policies = join_all(matched.iter().map(|policy| async {
+        let result = evaluate_policy(
             snapshot,
             policy,
             &image,
@@ -191,6 +215,8 @@ async fn evaluate_image(
             context,
             verifier,
         )
+        .await;
+        check_spec_policy(policy, result, resource).await
     }))
     .await;
     ImageVerdict::Checked {
@@ -212,7 +238,7 @@ async fn evaluate_policy(
 ) -> PolicyResult {
     let authorities = join_all(policy.authorities.iter().map(|authority| async move {
         let outcome = match (&authority.kind, digest) {
-            (AuthorityKind::Static { pass: true, .. }, _) => Ok("static pass".to_string()),
+            (AuthorityKind::Static { pass: true, .. }, _) => Ok(("static pass".to_string(), Vec::new())),
             (AuthorityKind::Static { pass: false, message }, _) => Err(message
                 .clone()
                 .unwrap_or_else(|| "the policy's static authority fails every image".into())),
@@ -229,34 +255,67 @@ async fn evaluate_policy(
                     authority,
                     context,
                 };
-                verifier.verify(check).await
+                verifier.verify_signatures(check).await
             }
+        };
+        let (outcome, signatures) = match outcome {
+            Ok((summary, signatures)) => (Ok(summary), signatures),
+            Err(why) => (Err(why), Vec::new()),
         };
         AuthorityResult {
             authority: authority.name.clone(),
             verifying: authority.is_verifying(),
             outcome,
+            signatures,
         }
     }))
     .await;
-    // A policy-level policy (CUE or Rego over all authority results) cannot be evaluated
-    // yet; it fails rather than being skipped, so no image passes a check nobody ran.
-    let policy_error = policy.spec.policy.as_ref().map(|p| {
-        format!(
-            "spec.policy ({}) cannot be evaluated by this signet build yet",
-            if p.type_.is_empty() {
-                "unknown type"
-            } else {
-                p.type_.as_str()
-            }
-        )
-    });
     PolicyResult {
         policy: policy.name.clone(),
         mode: policy.mode,
         authorities,
-        policy_error,
+        policy_error: None,
+        policy_warning: None,
     }
+}
+
+/// Evaluates the policy's `spec.policy` over its passing authorities, as policy-controller
+/// does: only when one authority passed (otherwise the policy fails anyway).
+async fn check_spec_policy(policy: &CompiledPolicy, mut result: PolicyResult, resource: &ResourceInfo) -> PolicyResult {
+    let (Some(program), Some(spec_policy)) = (&policy.program, &policy.spec.policy) else {
+        return result;
+    };
+    if !result.authorities.iter().any(|a| a.outcome.is_ok()) {
+        return result;
+    }
+    let matches = authority_matches(policy, &result.authorities);
+    let input = cip_policy_input(spec_policy, &matches, resource.object.as_deref());
+    match program.evaluate(input).await {
+        Verdict::Allow { warning } => result.policy_warning = warning,
+        Verdict::Deny { error, warning } => {
+            tracing::info!(policy = %policy.name, %error, "spec.policy denied");
+            result.policy_error = Some(format!("spec.policy: {error}"));
+            result.policy_warning = warning;
+        }
+    }
+    result
+}
+
+/// `authorityMatches`: the passing authorities by name, as policy-controller lists them.
+fn authority_matches(policy: &CompiledPolicy, results: &[AuthorityResult]) -> BTreeMap<String, AuthorityMatch> {
+    policy
+        .authorities
+        .iter()
+        .zip(results)
+        .filter(|(_, result)| result.outcome.is_ok())
+        .map(|(authority, result)| {
+            let matched = match authority.kind {
+                AuthorityKind::Static { .. } => AuthorityMatch::Static,
+                _ => AuthorityMatch::Signatures(result.signatures.clone()),
+            };
+            (authority.name.clone(), matched)
+        })
+        .collect()
 }
 
 /// Turns per-image verdicts into the answer: denials, warnings and pins, per container.
@@ -293,6 +352,14 @@ pub fn decide(images: &[ContainerImage], verdicts: HashMap<&str, ImageVerdict>, 
                     match policy.mode {
                         Mode::Enforce => evaluation.denials.push(message),
                         Mode::Warn => evaluation.warnings.push(message),
+                    }
+                }
+                for policy in policies {
+                    if let Some(warning) = &policy.policy_warning {
+                        let name = &policy.policy;
+                        evaluation
+                            .warnings
+                            .push(format!("{subject}: policy {name:?}: spec.policy: {warning}"));
                     }
                 }
                 let verified = policies.iter().any(PolicyResult::verified_digest);
@@ -592,15 +659,42 @@ mod tests {
                 )
             },
             Row {
-                message: "spec.policy (rego) cannot be evaluated",
+                message: "spec.policy: rego policy is not compliant: needs a second signature",
                 ..row(
-                    "an unevaluable spec.policy fails",
+                    "spec.policy denies with its own error",
                     vec![format!(
-                        "{}  policy:\n    type: rego\n    data: |\n      package sigstore\n      isCompliant := true\n",
-                        policy("p", "ghcr.io/**", "enforce", PASS)
+                        "{}  policy:\n    type: rego\n    data: |\n      package sigstore\n      isCompliant[r] {{ r := {{\"result\": count(input.authorityMatches) > 1, \"error\": \"needs a second signature\"}} }}\n",
+                        policy("p", "ghcr.io/**", "enforce", KEY)
                     )],
                     "ghcr.io/org/app:v1",
                     Ok("good"),
+                    false,
+                )
+            },
+            Row {
+                pinned: Some(format!("ghcr.io/org/app:v1@{D1}")),
+                warnings: 1,
+                ..row(
+                    "spec.policy sees the passing authorities and may warn",
+                    vec![format!(
+                        "{}  policy:\n    type: rego\n    data: |\n      package sigstore\n      isCompliant[r] {{ count(input.authorityMatches.signed.signatures) == 1; not input.authorityMatches.no; r := {{\"result\": true, \"warning\": \"w\"}} }}\n",
+                        policy("p", "ghcr.io/**", "enforce", &format!("{FAIL}{KEY}"))
+                    )],
+                    "ghcr.io/org/app:v1",
+                    Ok("good"),
+                    true,
+                )
+            },
+            Row {
+                message: "authority \"signed\": bad key",
+                ..row(
+                    "spec.policy is not evaluated when no authority passed",
+                    vec![format!(
+                        "{}  policy:\n    type: rego\n    data: |\n      package sigstore\n      isCompliant = true\n",
+                        policy("p", "ghcr.io/**", "enforce", KEY)
+                    )],
+                    "ghcr.io/org/app:v1",
+                    Err("bad key"),
                     false,
                 )
             },

@@ -9,6 +9,7 @@ use sha2::Digest;
 
 use super::evaluate::ResourceInfo;
 use super::glob::Glob;
+use super::program::{CompiledAttestation, Program, ProgramError};
 use super::reference::ImageRef;
 use super::validate::{validate_policy, validate_trust_root};
 use crate::api::cip::{Authority, ClusterImagePolicy, ClusterImagePolicySpec};
@@ -38,6 +39,8 @@ pub struct CompiledAuthority {
     pub fingerprint: String,
     pub kind: AuthorityKind,
     pub spec: Authority,
+    /// `attestations[]`, with predicate types as URIs and their policies compiled.
+    pub attestations: Vec<CompiledAttestation>,
 }
 
 impl CompiledAuthority {
@@ -65,6 +68,10 @@ pub struct CompiledPolicy {
     pub matches: Vec<ResourceMatch>,
     pub authorities: Vec<CompiledAuthority>,
     pub spec: ClusterImagePolicySpec,
+    /// The compiled `spec.policy`, evaluated once an authority passes.
+    pub program: Option<Program>,
+    /// What is accepted but deprecated (predicate type short names), for the log.
+    pub warnings: Vec<String>,
 }
 
 /// A policy that failed validation; kept so it can be reported, never enforced silently.
@@ -141,12 +148,23 @@ impl CompiledPolicy {
             .map(|i| Glob::compile(&i.glob))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| fail(e.to_string()))?;
+        let mut warnings = Vec::new();
         let authorities = spec
             .authorities
             .iter()
             .enumerate()
-            .map(|(index, authority)| compile_authority(index, authority))
-            .collect();
+            .map(|(index, authority)| compile_authority(&name, index, authority, &mut warnings))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(e.to_string()))?;
+        let program = spec
+            .policy
+            .as_ref()
+            .map(|policy| Program::compile(&name, "spec.policy", policy))
+            .transpose()
+            .map_err(|e| fail(e.to_string()))?;
+        for warning in &warnings {
+            tracing::warn!(policy = %name, %warning, "ClusterImagePolicy uses a deprecated form");
+        }
         let matches = spec
             .match_
             .iter()
@@ -169,6 +187,8 @@ impl CompiledPolicy {
             matches,
             authorities,
             spec: spec.clone(),
+            program,
+            warnings,
         })
     }
 
@@ -193,7 +213,12 @@ impl CompiledPolicy {
     }
 }
 
-fn compile_authority(index: usize, authority: &Authority) -> CompiledAuthority {
+fn compile_authority(
+    policy: &str,
+    index: usize,
+    authority: &Authority,
+    warnings: &mut Vec<String>,
+) -> Result<CompiledAuthority, ProgramError> {
     let name = authority
         .name
         .clone()
@@ -207,15 +232,25 @@ fn compile_authority(index: usize, authority: &Authority) -> CompiledAuthority {
         (None, Some(_)) => AuthorityKind::Key,
         (None, None) => AuthorityKind::Keyless,
     };
+    let attestations = authority
+        .attestations
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let path = format!("spec.authorities[{index}].attestations[{i}]");
+            CompiledAttestation::compile(policy, &path, a, warnings)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let fingerprint = serde_json::to_vec(authority)
         .map(|bytes| format!("{:x}", sha2::Sha256::digest(bytes)))
         .unwrap_or_default();
-    CompiledAuthority {
+    Ok(CompiledAuthority {
         name,
         fingerprint,
         kind,
         spec: authority.clone(),
-    }
+        attestations,
+    })
 }
 
 /// Kubernetes label selector semantics: every `matchLabels` entry and every expression holds.
