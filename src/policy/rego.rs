@@ -57,7 +57,10 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Most bytes of a policy's `error` or `warning` text.
     pub message_bytes: usize,
-    /// Stack of an evaluation thread: deep rule chains recurse in the interpreter.
+    /// Stack of an evaluation thread: deep rule chains recurse in the interpreter. Reserved,
+    /// not committed: pages are touched only as deep as a policy recurses. The longest chain
+    /// a policy may hold (4,990 rules) overflowed 64 MiB in a debug build, which aborts the
+    /// whole process, so the reservation is 256 MiB.
     pub stack_bytes: usize,
     /// Most lines of a policy: this bounds how long a chain of rules can be.
     pub policy_lines: usize,
@@ -76,7 +79,7 @@ pub const LIMITS: Limits = Limits {
     range: 100_000,
     output_bytes: 64 * 1024,
     message_bytes: 4 * 1024,
-    stack_bytes: 64 * 1024 * 1024,
+    stack_bytes: 256 * 1024 * 1024,
     policy_lines: MAX_LINES,
     policy_bytes: 256 * 1024,
     nesting: 8,
