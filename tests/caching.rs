@@ -146,3 +146,37 @@ async fn registry_digest(registry: &Registry, repo: &str, reference: &str) -> Op
         .ok()
         .map(str::to_string)
 }
+
+#[tokio::test]
+async fn repeated_denials_of_an_unsigned_image_cost_one_lookup_of_each_kind() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "unsigned/app", "v1", "u");
+    let dir = policy_dir(&[&key_policy("signed", "**", &key.public_pem(), "")]);
+    let signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
+    let image = format!("{}/unsigned/app:v1", registry.host());
+    let hex_tag = digest.replacen(':', "-", 1);
+    let paths = [
+        ("GET", format!("/v2/unsigned/app/manifests/{hex_tag}.sig")),
+        ("GET", format!("/v2/unsigned/app/referrers/{digest}")),
+        // The trailing space ends the path in the access log ("GET /v2/... HTTP/1.1").
+        ("GET", format!("/v2/unsigned/app/manifests/{hex_tag} ")),
+    ];
+
+    for i in 0..20 {
+        let response = signet
+            .review("validate", &pod_review(&format!("u{i}"), &[&image]))
+            .await;
+        assert_eq!(response["allowed"], false, "{response}");
+    }
+    for (method, path) in &paths {
+        let count = registry.settled_count(method, path, 1);
+        assert_eq!(
+            count, 1,
+            "{method} {path}: 20 denials must share one lookup (the miss is cached)"
+        );
+    }
+}

@@ -459,7 +459,7 @@ async fn signatures_from_the_independent_python_signer_verify() {
 }
 
 #[tokio::test]
-async fn requirements_this_build_cannot_check_fail_instead_of_passing() {
+async fn unmet_or_unsupported_requirements_fail_instead_of_passing() {
     let Some(Setup { registry, key }) = setup() else { return };
     let digest = build_image(&registry, "demo/att", "v1", "att");
     sign_image(&registry, "demo/att", &digest, &key, &SignOptions::default()).await;
@@ -467,9 +467,10 @@ async fn requirements_this_build_cannot_check_fail_instead_of_passing() {
     let insecure = ["--insecure-registry", &host];
     let image = format!("{host}/demo/att:v1");
     let cases = [
+        // Signed, but not attested: an authority that wants attestations finds none.
         (
             "    attestations:\n    - name: provenance\n      predicateType: slsaprovenance\n",
-            "requires attestations",
+            "attestation \"provenance\": no verified attestation of type https://slsa.dev/provenance/v0.2",
         ),
         // Signed the legacy way only: an authority that asks for bundles finds none.
         ("    signatureFormat: bundle\n", "no Sigstore bundles found"),

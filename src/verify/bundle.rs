@@ -375,6 +375,73 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// A `cosign attest` layer in the `.att` layout, seen as the v0.1 bundle it amounts to:
+    /// the DSSE envelope, the certificate and chain annotations (roots dropped: they come
+    /// from the trust root), and the Rekor bundle annotation as a log entry with a SET.
+    pub fn from_cosign_layer(layer: &super::cosign::SignatureLayer) -> Result<Self, BundleError> {
+        let envelope: Value = serde_json::from_slice(&layer.payload)
+            .map_err(|e| malformed(format!("the attestation layer is not a DSSE envelope: {e}")))?;
+        let envelope = Envelope::from_json(&envelope).map_err(|e| malformed(e.to_string()))?;
+        let material = match &layer.certificate_pem {
+            Some(pem_text) => {
+                let pem_certs = |text: &str| super::keyless::pem_certificates(text).map_err(malformed);
+                let leaf = pem_certs(pem_text)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| malformed("the certificate annotation holds no certificate"))?;
+                let chain = match &layer.chain_pem {
+                    Some(chain) => pem_certs(chain)?
+                        .into_iter()
+                        .filter(|der| !is_self_signed(der))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Material::Certificate { leaf, chain }
+            }
+            None => Material::PublicKey { hint: String::new() },
+        };
+        let entry = layer.bundle_json.as_deref().map(entry_from_cosign_bundle).transpose()?;
+        Ok(Bundle {
+            version: 1,
+            material,
+            entry,
+            timestamps: Vec::new(),
+            content: Content::Dsse(envelope),
+        })
+    }
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject() == c.issuer())
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation as a log entry.
+fn entry_from_cosign_bundle(text: &str) -> Result<LogEntry, BundleError> {
+    #[derive(Deserialize)]
+    struct CosignBundle {
+        #[serde(rename = "SignedEntryTimestamp")]
+        signed_entry_timestamp: String,
+        #[serde(rename = "Payload")]
+        payload: BundlePayload,
+    }
+    let bundle: CosignBundle =
+        serde_json::from_str(text).map_err(|e| malformed(format!("the Rekor bundle annotation: {e}")))?;
+    let body = b64(&bundle.payload.body, "the Rekor entry body")?;
+    let kind: Value = serde_json::from_slice(&body).map_err(|e| malformed(format!("the Rekor entry body: {e}")))?;
+    Ok(LogEntry {
+        log_index: bundle.payload.log_index,
+        log_id: bundle.payload.log_id.to_ascii_lowercase(),
+        kind: kind["kind"].as_str().unwrap_or_default().to_string(),
+        kind_version: kind["apiVersion"].as_str().unwrap_or_default().to_string(),
+        integrated_time: bundle.payload.integrated_time,
+        set: Some(b64(&bundle.signed_entry_timestamp, "SignedEntryTimestamp")?),
+        proof: None,
+        body_b64: bundle.payload.body,
+        body,
+    })
+}
+
 fn parse_material(json: &MaterialJson, version: u8) -> Result<Material, BundleError> {
     match (&json.certificate, &json.x509_certificate_chain, &json.public_key) {
         (Some(cert), None, None) if version >= 3 => Ok(Material::Certificate {

@@ -11,6 +11,8 @@ use serde_json::Value;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
 
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// `cosign attest` layers: a DSSE envelope (JSON) each.
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
@@ -32,6 +34,11 @@ pub struct SignatureLocation {
 impl SignatureLocation {
     pub fn signature_tag(&self, digest: &str) -> String {
         format!("{}{}.sig", self.tag_prefix, digest.replacen(':', "-", 1))
+    }
+
+    /// Where `cosign attest` puts attestations: `sha256-<hex>.att`.
+    pub fn attestation_tag(&self, digest: &str) -> String {
+        format!("{}{}.att", self.tag_prefix, digest.replacen(':', "-", 1))
     }
 
     pub fn describe(&self, digest: &str) -> String {
@@ -96,8 +103,31 @@ pub async fn fetch_signatures(
     credentials: &Credentials,
 ) -> Result<Vec<SignatureLayer>, FetchError> {
     let tag = location.signature_tag(digest);
+    fetch_layers(registry, location, &tag, SIMPLESIGNING_MEDIA_TYPE, credentials).await
+}
+
+/// Fetches every `cosign attest` layer attached to `digest` (payload: the DSSE envelope);
+/// no `.att` tag means none (`Ok(vec![])`).
+pub async fn fetch_attestations(
+    registry: &RegistryClient,
+    location: &SignatureLocation,
+    digest: &str,
+    credentials: &Credentials,
+) -> Result<Vec<SignatureLayer>, FetchError> {
+    let tag = location.attestation_tag(digest);
+    fetch_layers(registry, location, &tag, DSSE_MEDIA_TYPE, credentials).await
+}
+
+/// The layers of `media_type` in the manifest at `tag`, with their annotations.
+async fn fetch_layers(
+    registry: &RegistryClient,
+    location: &SignatureLocation,
+    tag: &str,
+    media_type: &str,
+    credentials: &Credentials,
+) -> Result<Vec<SignatureLayer>, FetchError> {
     let manifest = match registry
-        .get_manifest(&location.registry, &location.repository, &tag, credentials)
+        .get_manifest(&location.registry, &location.repository, tag, credentials)
         .await
     {
         Ok(manifest) => manifest,
@@ -105,14 +135,14 @@ pub async fn fetch_signatures(
         Err(e) => return Err(e.into()),
     };
     let malformed = |detail: String| FetchError::Malformed {
-        location: location.describe(digest),
+        location: format!("{}/{}:{tag}", location.registry, location.repository),
         detail,
     };
     let parsed: OciManifest = serde_json::from_slice(&manifest.bytes).map_err(|e| malformed(e.to_string()))?;
     let layers: Vec<Descriptor> = parsed
         .layers
         .into_iter()
-        .filter(|l| l.media_type == SIMPLESIGNING_MEDIA_TYPE)
+        .filter(|l| l.media_type == media_type)
         .collect();
     if layers.len() > MAX_SIGNATURES {
         return Err(malformed(format!(

@@ -28,11 +28,12 @@ use crate::api::cip::{Authority, Identity, KeyRef, KeylessRef};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::reference::ImageRef;
+use crate::policy::rego::Verdict;
 use crate::policy::snapshot::AuthorityKind;
 use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
 use crate::sources::cluster::ClusterAccess;
-use cosign::{FetchError, SignatureLayer, SignatureLocation, fetch_signatures, parse_payload};
+use cosign::{FetchError, SignatureLayer, SignatureLocation, fetch_attestations, fetch_signatures, parse_payload};
 use keyless::KeylessRequirements;
 use keys::{HashAlgorithm, PublicKey};
 use rekor::{EntryExpectation, verify_bundle};
@@ -40,7 +41,17 @@ use trust::{CertificateAuthority, TrustRoot};
 
 const KMS_SCHEMES: &[&str] = &["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 
-type SignatureCache = moka::future::Cache<(SignatureLocation, String), Arc<Vec<SignatureLayer>>>;
+type SignatureCache = moka::future::Cache<(SignatureLocation, String, LayerKind), Arc<Vec<SignatureLayer>>>;
+/// (location, digest) → the Sigstore bundles referring to it (none is cached too: an
+/// unsigned image must not cost registry requests on every admission).
+type BundleCache = moka::future::Cache<(SignatureLocation, String), Arc<Vec<referrers::AttachedBundle>>>;
+
+/// Which of cosign's tags a cached layer list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LayerKind {
+    Signatures,
+    Attestations,
+}
 /// (registry/repository, digest, authority fingerprint) → what was verified.
 type VerifiedCache = moka::future::Cache<(String, String, String), Arc<String>>;
 /// (registry/repository:tag) → digest.
@@ -84,6 +95,7 @@ pub struct RegistryVerifier {
     registry: RegistryClient,
     trust: Arc<TrustRoot>,
     signatures: SignatureCache,
+    bundles: BundleCache,
     verified: VerifiedCache,
     digests: DigestCache,
     /// Secrets and ServiceAccounts, when signet runs in a cluster.
@@ -107,6 +119,7 @@ impl RegistryVerifier {
             registry,
             trust,
             signatures: cache(settings.cache_entries, settings.signature_ttl),
+            bundles: cache(settings.cache_entries, settings.signature_ttl),
             verified: cache(settings.cache_entries, settings.signature_ttl),
             digests: cache(settings.cache_entries, settings.digest_ttl),
             cluster,
@@ -150,27 +163,66 @@ impl RegistryVerifier {
     }
 
     /// The signatures attached to `digest` at `location`, fetched at most once at a time.
-    async fn signatures(
+    /// cosign's `.sig` or `.att` layers for `digest`, cached (an empty list too).
+    async fn layers(
         &self,
         location: &Location,
         digest: &str,
+        kind: LayerKind,
         context: &RequestContext,
     ) -> Result<Arc<Vec<SignatureLayer>>, String> {
         let signatures = &location.signatures;
-        let key = (signatures.clone(), digest.to_string());
+        let key = (signatures.clone(), digest.to_string(), kind);
         let missed = AtomicBool::new(false);
         let fetched = self
             .signatures
             .try_get_with(key, async {
                 missed.store(true, Ordering::Relaxed);
                 let credentials = self.signature_credentials(location, context).await;
-                fetch_signatures(&self.registry, signatures, digest, &credentials)
+                match kind {
+                    LayerKind::Signatures => fetch_signatures(&self.registry, signatures, digest, &credentials).await,
+                    LayerKind::Attestations => {
+                        fetch_attestations(&self.registry, signatures, digest, &credentials).await
+                    }
+                }
+                .map(Arc::new)
+            })
+            .await
+            .map_err(|e: Arc<FetchError>| format!("cannot fetch {kind:?} from {}: {e}", signatures.describe(digest)));
+        let cache_name = match kind {
+            LayerKind::Signatures => "signatures",
+            LayerKind::Attestations => "attestations",
+        };
+        self.count_lookup(cache_name, &missed);
+        fetched
+    }
+
+    /// The Sigstore bundles referring to `digest` at `location`, cached (none too).
+    async fn bundles(
+        &self,
+        location: &Location,
+        digest: &str,
+        context: &RequestContext,
+    ) -> Result<Arc<Vec<referrers::AttachedBundle>>, String> {
+        let place = &location.signatures;
+        let missed = AtomicBool::new(false);
+        let fetched = self
+            .bundles
+            .try_get_with((place.clone(), digest.to_string()), async {
+                missed.store(true, Ordering::Relaxed);
+                let credentials = self.signature_credentials(location, context).await;
+                referrers::fetch_bundles(&self.registry, place, digest, &credentials)
                     .await
                     .map(Arc::new)
             })
             .await
-            .map_err(|e: Arc<FetchError>| format!("cannot fetch signatures from {}: {e}", signatures.describe(digest)));
-        self.count_lookup("signatures", &missed);
+            .map_err(|e: Arc<FetchError>| {
+                format!(
+                    "cannot fetch Sigstore bundles from {}/{}: {e}",
+                    place.registry, place.repository
+                )
+            });
+        self.count_lookup("bundles", &missed);
         fetched
     }
 
@@ -235,7 +287,111 @@ impl RegistryVerifier {
             (AuthorityKind::Keyless, _, Some(keyless)) => self.keyless_checker(keyless, check).await?,
             _ => return Err("this authority has nothing to verify".to_string()),
         };
-        self.verify_signatures(check, &checker).await
+        // As in policy-controller: an authority that names attestations is satisfied by
+        // them (signed by the authority, judged by their policies), not by signatures.
+        if check.authority.attestations.is_empty() {
+            self.verify_signatures(check, &checker).await
+        } else {
+            self.verify_attestations(check, &checker).await
+        }
+    }
+
+    /// Every `attestations[]` entry needs a verified attestation of its predicate type that
+    /// its policy (if any) accepts.
+    async fn verify_attestations(&self, check: &AuthorityCheck<'_>, checker: &Checker) -> Result<String, String> {
+        let (verified, failures) = self.verified_statements(check, checker).await?;
+        let mut passed = Vec::new();
+        for wanted in &check.authority.attestations {
+            let candidates: Vec<&VerifiedStatement> = verified
+                .iter()
+                .filter(|v| v.statement.predicate_type == wanted.predicate_type)
+                .collect();
+            if candidates.is_empty() {
+                let mut why = format!(
+                    "attestation {:?}: no verified attestation of type {}",
+                    wanted.name, wanted.predicate_type
+                );
+                if !failures.is_empty() {
+                    why.push_str(&format!(" ({})", failures.join("; ")));
+                }
+                return Err(why);
+            }
+            let mut denials = Vec::new();
+            for candidate in candidates {
+                match wanted.evaluate(candidate.json.clone()).await {
+                    Verdict::Allow { warning } => {
+                        let warning = warning.map(|w| format!(", warning: {w}")).unwrap_or_default();
+                        passed.push(format!("attestation {:?} ({}{warning})", wanted.name, candidate.detail));
+                        denials.clear();
+                        break;
+                    }
+                    Verdict::Deny { error, .. } => denials.push(error),
+                }
+            }
+            if !denials.is_empty() {
+                return Err(format!(
+                    "attestation {:?} failed its policy: {}",
+                    wanted.name,
+                    denials.join("; ")
+                ));
+            }
+        }
+        Ok(passed.join("; "))
+    }
+
+    /// The in-toto statements about this digest that the authority verifiably signed, from
+    /// cosign's `.att` layout and from bundles attached as referrers; and why others failed.
+    async fn verified_statements(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+    ) -> Result<(Vec<VerifiedStatement>, Vec<String>), String> {
+        let mut verified = Vec::new();
+        let mut failures = Vec::new();
+        for location in signature_locations(check.image, &check.authority.spec) {
+            let layers = self
+                .layers(&location, check.digest, LayerKind::Attestations, check.context)
+                .await?;
+            let bundles = self.bundles(&location, check.digest, check.context).await?;
+            let parsed = layers
+                .iter()
+                .map(|layer| (layer.layer_digest.clone(), bundle::Bundle::from_cosign_layer(layer)))
+                .chain(
+                    bundles
+                        .iter()
+                        .map(|b| (b.manifest_digest.clone(), bundle::Bundle::from_json(&b.json))),
+                );
+            for (source, parsed) in parsed {
+                let outcome = parsed
+                    .map_err(|e| e.to_string())
+                    .and_then(|bundle| self.verify_statement(&bundle, checker, check));
+                match outcome {
+                    Ok((statement, json, detail)) => verified.push(VerifiedStatement {
+                        statement,
+                        json,
+                        detail: format!("{source}: {detail}"),
+                    }),
+                    Err(why) => failures.push(format!("{source}: {why}")),
+                }
+            }
+        }
+        Ok((verified, failures))
+    }
+
+    /// Verifies one DSSE bundle for the authority and returns its statement.
+    fn verify_statement(
+        &self,
+        bundle: &bundle::Bundle,
+        checker: &Checker,
+        check: &AuthorityCheck<'_>,
+    ) -> Result<(dsse::Statement, serde_json::Value, String), String> {
+        let bundle::Content::Dsse(envelope) = &bundle.content else {
+            return Err("not a DSSE envelope".to_string());
+        };
+        let verified = self.verify_bundle_for(bundle, checker, check)?;
+        let statement = envelope.statement().map_err(|e| e.to_string())?;
+        let json = serde_json::from_slice(&envelope.payload).map_err(|e| format!("the statement: {e}"))?;
+        Ok((statement, json, verified))
     }
 
     /// How a `key` authority checks a signature: its key and hash.
@@ -322,7 +478,9 @@ impl RegistryVerifier {
         checker: &Checker,
         location: &Location,
     ) -> Result<Result<String, Vec<String>>, String> {
-        let layers = self.signatures(location, check.digest, check.context).await?;
+        let layers = self
+            .layers(location, check.digest, LayerKind::Signatures, check.context)
+            .await?;
         let location = &location.signatures;
         if layers.is_empty() {
             return Ok(Err(vec![format!(
@@ -358,15 +516,12 @@ impl RegistryVerifier {
             "{}/{} referrers",
             location.signatures.registry, location.signatures.repository
         );
-        let credentials = self.signature_credentials(location, check.context).await;
-        let bundles = referrers::fetch_bundles(&self.registry, &location.signatures, check.digest, &credentials)
-            .await
-            .map_err(|e| format!("cannot fetch Sigstore bundles from {place}: {e}"))?;
+        let bundles = self.bundles(location, check.digest, check.context).await?;
         if bundles.is_empty() {
             return Ok(Err(vec![format!("no Sigstore bundles found in {place}")]));
         }
         let mut failures = Vec::new();
-        for attached in &bundles {
+        for attached in bundles.iter() {
             match self.check_bundle(&attached.json, checker, check) {
                 Ok(detail) => return Ok(Ok(format!("bundle {} in {place}: {detail}", attached.manifest_digest))),
                 Err(why) => failures.push(format!("bundle {}: {why}", attached.manifest_digest)),
@@ -392,6 +547,16 @@ impl RegistryVerifier {
                 statement.predicate_type
             ));
         }
+        self.verify_bundle_for(&bundle, checker, check)
+    }
+
+    /// Verifies `bundle` for this image digest, signed as the authority requires.
+    fn verify_bundle_for(
+        &self,
+        bundle: &bundle::Bundle,
+        checker: &Checker,
+        check: &AuthorityCheck<'_>,
+    ) -> Result<String, String> {
         let digest = image_digest_bytes(check.digest)?;
         let artifact = bundle::Artifact::Sha256(digest);
         let verified = match checker {
@@ -405,7 +570,7 @@ impl RegistryVerifier {
                     key,
                     require_log: ctlog.is_some(),
                 };
-                bundle::verify(&bundle, &artifact, &signer, &trust)
+                bundle::verify(bundle, &artifact, &signer, &trust)
             }
             Checker::Keyless {
                 trust,
@@ -419,7 +584,7 @@ impl RegistryVerifier {
                     authorities,
                     trust,
                 };
-                bundle::verify(&bundle, &artifact, &bundle::Signer::Keyless(requirements), trust)
+                bundle::verify(bundle, &artifact, &bundle::Signer::Keyless(requirements), trust)
             }
         }
         .map_err(|e| e.to_string())?;
@@ -525,13 +690,17 @@ enum Checker {
 /// Requirements this build cannot check fail the authority: passing it on a signature alone
 /// would admit images that never met them.
 fn unsupported_requirements(authority: &Authority) -> Result<(), String> {
-    if !authority.attestations.is_empty() {
-        return Err("the authority requires attestations, which this signet build cannot verify yet".to_string());
-    }
     if authority.rfc3161timestamp.is_some() {
         return Err("rfc3161timestamp (TSA timestamps) is not supported by this signet build yet".to_string());
     }
     Ok(())
+}
+
+/// A verified in-toto statement, parsed and as JSON (what attestation policies read).
+struct VerifiedStatement {
+    statement: dsse::Statement,
+    json: serde_json::Value,
+    detail: String,
 }
 
 /// The predicate type of cosign v3's image signatures (a DSSE statement about the digest).

@@ -26,11 +26,16 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// An in-toto statement about `digest` (`sha256:<hex>`).
 pub fn statement(name: &str, digest: &str, predicate_type: &str) -> Vec<u8> {
+    statement_with(name, digest, predicate_type, &json!({}))
+}
+
+/// [`statement`] with this `predicate`.
+pub fn statement_with(name: &str, digest: &str, predicate_type: &str, predicate: &Value) -> Vec<u8> {
     json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": name, "digest": {"sha256": digest.trim_start_matches("sha256:")}}],
         "predicateType": predicate_type,
-        "predicate": {},
+        "predicate": predicate,
     })
     .to_string()
     .into_bytes()
@@ -42,10 +47,8 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A v0.3 bundle: `statement` in a DSSE envelope signed by `key`, logged (dsse 0.0.1) in a
-/// one-entry log whose SET and checkpoint `rekor` signs. `logged_statement` lets a test log
-/// a different payload than the one in the envelope.
-pub fn keyed_bundle(key: &TestKey, rekor: &TestKey, statement: &[u8], logged_statement: Option<&[u8]>) -> String {
+/// `statement` in a DSSE envelope signed by `key`, and the signature.
+pub fn dsse_envelope(key: &TestKey, statement: &[u8]) -> (Value, Vec<u8>) {
     let payload_type = "application/vnd.in-toto+json";
     let signature = key.sign(&pae(payload_type, statement));
     let envelope = json!({
@@ -53,6 +56,14 @@ pub fn keyed_bundle(key: &TestKey, rekor: &TestKey, statement: &[u8], logged_sta
         "payloadType": payload_type,
         "signatures": [{"sig": B64.encode(&signature), "keyid": ""}],
     });
+    (envelope, signature)
+}
+
+/// A v0.3 bundle: `statement` in a DSSE envelope signed by `key`, logged (dsse 0.0.1) in a
+/// one-entry log whose SET and checkpoint `rekor` signs. `logged_statement` lets a test log
+/// a different payload than the one in the envelope.
+pub fn keyed_bundle(key: &TestKey, rekor: &TestKey, statement: &[u8], logged_statement: Option<&[u8]>) -> String {
+    let (envelope, signature) = dsse_envelope(key, statement);
     let logged = logged_statement.unwrap_or(statement);
     let body = json!({
         "apiVersion": "0.0.1",
@@ -147,10 +158,74 @@ pub async fn attach_bundle(reg: &Registry, repo: &str, digest: &str, bundle_json
     manifest_digest
 }
 
+/// cosign's `.att` layout: `statement` in a DSSE envelope signed by `key`, pushed as a layer
+/// of the manifest at `sha256-<hex>.att`, with a Rekor bundle annotation (a dsse entry with
+/// a SET by `rekor`) when `rekor` is given.
+pub async fn attest_legacy(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    key: &TestKey,
+    statement: &[u8],
+    rekor: Option<&TestKey>,
+) {
+    let (envelope, signature) = dsse_envelope(key, statement);
+    let envelope_bytes = envelope.to_string();
+    let layer_digest = push_blob(reg, repo, envelope_bytes.as_bytes()).await;
+    let config_digest = push_blob(reg, repo, b"{}").await;
+    let predicate_type: Value = serde_json::from_slice::<Value>(statement).unwrap()["predicateType"].clone();
+    let mut annotations = json!({"dev.cosignproject.cosign/signature": "", "predicateType": predicate_type});
+    if let Some(rekor) = rekor {
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "payloadHash": {"algorithm": "sha256", "value": format!("{:x}", sha2::Sha256::digest(statement))},
+                "signatures": [{"signature": B64.encode(&signature), "verifier": B64.encode(key.public_pem())}],
+            },
+        });
+        let body_b64 = B64.encode(body.to_string());
+        let integrated_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 60;
+        let payload =
+            json!({"body": body_b64, "integratedTime": integrated_time, "logID": rekor.log_id(), "logIndex": 3});
+        let set = rekor.sign(payload.to_string().as_bytes());
+        annotations["dev.sigstore.cosign/bundle"] =
+            json!({"SignedEntryTimestamp": B64.encode(set), "Payload": payload})
+                .to_string()
+                .into();
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": 2},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": layer_digest,
+            "size": envelope_bytes.len(), "annotations": annotations}],
+    })
+    .to_string();
+    let tag = format!("{}.att", digest.replacen(':', "-", 1));
+    put_manifest(reg, repo, &tag, OCI_MANIFEST, manifest.as_bytes()).await;
+}
+
 /// Signs `digest` keyless with sigstore-js `attest()` against `mock` (identity
 /// alice@example.com from https://oidc.test.local) and attaches the bundle with `sigstore
 /// attach`. The registry must be plain HTTP with htpasswd (what `sigstore attach` needs).
 pub fn attest_and_attach(reg: &Registry, repo: &str, digest: &str, mock: &MockSigstore, predicate_type: &str) -> Value {
+    attest_and_attach_with(reg, repo, digest, mock, predicate_type, &json!({}))
+}
+
+/// [`attest_and_attach`] with this `predicate` in the statement.
+pub fn attest_and_attach_with(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    mock: &MockSigstore,
+    predicate_type: &str,
+    predicate: &Value,
+) -> Value {
     let (user, pass) = reg.creds().expect("sigstore attach needs registry credentials");
     let script = super::env::shared_tool("attest-image.js").expect("attest-image.js");
     let modules = signet_tools_dir().join("npm/node_modules");
@@ -159,7 +234,8 @@ pub fn attest_and_attach(reg: &Registry, repo: &str, digest: &str, mock: &MockSi
     // attest-image.js posts to the mock on its fixed port; point it at this mock instead.
     let script_text = std::fs::read_to_string(&script)
         .unwrap()
-        .replace("http://127.0.0.1:8765", &mock.url());
+        .replace("http://127.0.0.1:8765", &mock.url())
+        .replace("predicate: {}", "predicate: JSON.parse(process.env.PREDICATE)");
     let local_script = work.path().join("attest-image.js");
     std::fs::write(&local_script, script_text).unwrap();
     let image = format!("{}/{repo}", reg.host());
@@ -169,7 +245,8 @@ pub fn attest_and_attach(reg: &Registry, repo: &str, digest: &str, mock: &MockSi
         .arg(digest)
         .arg(&bundle_path)
         .env("NODE_PATH", &modules)
-        .env("PRED", predicate_type));
+        .env("PRED", predicate_type)
+        .env("PREDICATE", predicate.to_string()));
     run(Command::new(modules.join(".bin/sigstore"))
         .args(["attach", "-u", user, "-p", pass, "--attestation"])
         .arg(&bundle_path)
