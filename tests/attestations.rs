@@ -250,3 +250,36 @@ async fn keyless_attestations_from_sigstore_js() {
         &["no verified attestation", "certificate identity mismatch"],
     );
 }
+
+/// A CIP-level `spec.policy` sees what the authority verified: its attestations by name,
+/// each with its predicate type and the signature's id.
+#[tokio::test]
+async fn spec_policy_reads_the_verified_attestations() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let host = registry.host();
+    let key = TestKey::generate();
+    let digest = build_image(&registry, "cip/app", "v1", "cip");
+    let provenance = statement_with("cip/app", &digest, SLSA1, &json!({}));
+    attest_legacy(&registry, "cip/app", &digest, &key, &provenance, None).await;
+    let args = ["--insecure-registry", &host];
+    let policy = |name: &str, predicate_type: &str| {
+        format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{host}/cip/**\"\n  authorities:\n  - name: builder\n{}    attestations:\n    - name: provenance\n      predicateType: {SLSA1}\n  policy:\n    type: rego\n    data: |\n      package sigstore\n      default isCompliant = false\n      isCompliant {{\n        att := input.authorityMatches.builder.attestations.provenance[0]\n        att.predicateType == \"{predicate_type}\"\n        count(att.id) == 64\n      }}\n",
+            key_yaml(&key)
+        )
+    };
+    let dir = policy_dir(&[&policy("reads-attestations", SLSA1)]);
+    let signet = Signet::start(dir.path(), &args).await;
+    assert_allowed(&decide(&signet, dir.path(), &format!("{host}/cip/app:v1"), &args).await);
+    drop(signet);
+
+    let dir = policy_dir(&[&policy("wants-another-type", "https://spdx.dev/Document")]);
+    let signet = Signet::start(dir.path(), &args).await;
+    assert_denied(
+        &decide(&signet, dir.path(), &format!("{host}/cip/app:v1"), &args).await,
+        &["wants-another-type"],
+    );
+}

@@ -69,17 +69,16 @@ pub trait Verifier: Send + Sync {
     /// Checks a key or keyless authority; `Ok` says what was verified, `Err` why not.
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>>;
 
-    /// [`Verifier::verify`], also listing the verified signatures as a CIP-level
-    /// `spec.policy` sees them (`authorityMatches.NAME.signatures`). This default knows only
-    /// the summary, so it reports one signature without details: enough for policies that
-    /// count signatures, not for ones that read subjects or issuers.
+    /// [`Verifier::verify`], also saying what was verified as a CIP-level `spec.policy` sees
+    /// it (`authorityMatches.NAME`: its signatures, or its attestations by name). This
+    /// default knows only the summary, so it reports one signature without details.
     fn verify_signatures<'a>(
         &'a self,
         check: AuthorityCheck<'a>,
-    ) -> BoxFuture<'a, Result<(String, Vec<PolicySignature>), String>> {
+    ) -> BoxFuture<'a, Result<(String, AuthorityMatch), String>> {
         Box::pin(async move {
             let summary = self.verify(check).await?;
-            Ok((summary, vec![PolicySignature::default()]))
+            Ok((summary, AuthorityMatch::Signatures(vec![PolicySignature::default()])))
         })
     }
 }
@@ -92,7 +91,7 @@ pub struct AuthorityResult {
     /// True for key/keyless authorities, whose pass means the digest was verified.
     pub verifying: bool,
     /// What a passing key/keyless authority verified, for `spec.policy`.
-    pub signatures: Vec<PolicySignature>,
+    pub matched: Option<AuthorityMatch>,
 }
 
 /// One policy's result for one image.
@@ -238,7 +237,7 @@ async fn evaluate_policy(
 ) -> PolicyResult {
     let authorities = join_all(policy.authorities.iter().map(|authority| async move {
         let outcome = match (&authority.kind, digest) {
-            (AuthorityKind::Static { pass: true, .. }, _) => Ok(("static pass".to_string(), Vec::new())),
+            (AuthorityKind::Static { pass: true, .. }, _) => Ok(("static pass".to_string(), AuthorityMatch::Static)),
             (AuthorityKind::Static { pass: false, message }, _) => Err(message
                 .clone()
                 .unwrap_or_else(|| "the policy's static authority fails every image".into())),
@@ -258,15 +257,15 @@ async fn evaluate_policy(
                 verifier.verify_signatures(check).await
             }
         };
-        let (outcome, signatures) = match outcome {
-            Ok((summary, signatures)) => (Ok(summary), signatures),
-            Err(why) => (Err(why), Vec::new()),
+        let (outcome, matched) = match outcome {
+            Ok((summary, matched)) => (Ok(summary), Some(matched)),
+            Err(why) => (Err(why), None),
         };
         AuthorityResult {
             authority: authority.name.clone(),
             verifying: authority.is_verifying(),
             outcome,
-            signatures,
+            matched,
         }
     }))
     .await;
@@ -307,13 +306,9 @@ fn authority_matches(policy: &CompiledPolicy, results: &[AuthorityResult]) -> BT
         .authorities
         .iter()
         .zip(results)
-        .filter(|(_, result)| result.outcome.is_ok())
-        .map(|(authority, result)| {
-            let matched = match authority.kind {
-                AuthorityKind::Static { .. } => AuthorityMatch::Static,
-                _ => AuthorityMatch::Signatures(result.signatures.clone()),
-            };
-            (authority.name.clone(), matched)
+        .filter_map(|(authority, result)| {
+            let matched = result.matched.clone().filter(|_| result.outcome.is_ok())?;
+            Some((authority.name.clone(), matched))
         })
         .collect()
 }

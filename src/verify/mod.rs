@@ -18,6 +18,7 @@ pub mod trust;
 pub mod tsa;
 pub mod tuf;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use futures::future::BoxFuture;
 use crate::api::cip::{Authority, Identity, KeyRef, KeylessRef};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
+use crate::policy::program::{AuthorityMatch, PolicySignature};
 use crate::policy::reference::ImageRef;
 use crate::policy::rego::Verdict;
 use crate::policy::snapshot::AuthorityKind;
@@ -53,7 +55,7 @@ enum LayerKind {
     Attestations,
 }
 /// (registry/repository, digest, authority fingerprint) → what was verified.
-type VerifiedCache = moka::future::Cache<(String, String, String), Arc<String>>;
+type VerifiedCache = moka::future::Cache<(String, String, String), Arc<(String, AuthorityMatch)>>;
 /// (registry/repository:tag) → digest.
 type DigestCache = moka::future::Cache<String, Arc<String>>;
 
@@ -278,7 +280,7 @@ impl RegistryVerifier {
         }
     }
 
-    async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<String, String> {
+    async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Result<(String, AuthorityMatch), String> {
         let spec = &check.authority.spec;
         unsupported_requirements(spec)?;
         self.trust_roots.prepare(spec, check.trust_roots).await;
@@ -290,7 +292,7 @@ impl RegistryVerifier {
         // As in policy-controller: an authority that names attestations is satisfied by
         // them (signed by the authority, judged by their policies), not by signatures.
         if check.authority.attestations.is_empty() {
-            self.verify_signatures(check, &checker).await
+            self.find_signature(check, &checker).await
         } else {
             self.verify_attestations(check, &checker).await
         }
@@ -298,9 +300,14 @@ impl RegistryVerifier {
 
     /// Every `attestations[]` entry needs a verified attestation of its predicate type that
     /// its policy (if any) accepts.
-    async fn verify_attestations(&self, check: &AuthorityCheck<'_>, checker: &Checker) -> Result<String, String> {
+    async fn verify_attestations(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+    ) -> Result<(String, AuthorityMatch), String> {
         let (verified, failures) = self.verified_statements(check, checker).await?;
         let mut passed = Vec::new();
+        let mut matched = BTreeMap::new();
         for wanted in &check.authority.attestations {
             let candidates: Vec<&VerifiedStatement> = verified
                 .iter()
@@ -322,6 +329,9 @@ impl RegistryVerifier {
                     Verdict::Allow { warning } => {
                         let warning = warning.map(|w| format!(", warning: {w}")).unwrap_or_default();
                         passed.push(format!("attestation {:?} ({}{warning})", wanted.name, candidate.detail));
+                        let mut entry = serde_json::to_value(&candidate.signature).unwrap_or_default();
+                        entry["predicateType"] = candidate.statement.predicate_type.clone().into();
+                        matched.insert(wanted.name.clone(), vec![entry]);
                         denials.clear();
                         break;
                     }
@@ -336,7 +346,7 @@ impl RegistryVerifier {
                 ));
             }
         }
-        Ok(passed.join("; "))
+        Ok((passed.join("; "), AuthorityMatch::Attestations(matched)))
     }
 
     /// The in-toto statements about this digest that the authority verifiably signed, from
@@ -366,10 +376,11 @@ impl RegistryVerifier {
                     .map_err(|e| e.to_string())
                     .and_then(|bundle| self.verify_statement(&bundle, checker, check));
                 match outcome {
-                    Ok((statement, json, detail)) => verified.push(VerifiedStatement {
+                    Ok((statement, json, found)) => verified.push(VerifiedStatement {
                         statement,
                         json,
-                        detail: format!("{source}: {detail}"),
+                        detail: format!("{source}: {}", found.describe()),
+                        signature: policy_signature(&source, found.identity.as_ref()),
                     }),
                     Err(why) => failures.push(format!("{source}: {why}")),
                 }
@@ -384,7 +395,7 @@ impl RegistryVerifier {
         bundle: &bundle::Bundle,
         checker: &Checker,
         check: &AuthorityCheck<'_>,
-    ) -> Result<(dsse::Statement, serde_json::Value, String), String> {
+    ) -> Result<(dsse::Statement, serde_json::Value, bundle::Verified), String> {
         let bundle::Content::Dsse(envelope) = &bundle.content else {
             return Err("not a DSSE envelope".to_string());
         };
@@ -450,19 +461,24 @@ impl RegistryVerifier {
 
     /// Legacy `.sig` signatures first, then Sigstore bundles attached as referrers (cosign
     /// v3), unless the authority's `signatureFormat` asks for one of them only.
-    async fn verify_signatures(&self, check: &AuthorityCheck<'_>, checker: &Checker) -> Result<String, String> {
+    async fn find_signature(
+        &self,
+        check: &AuthorityCheck<'_>,
+        checker: &Checker,
+    ) -> Result<(String, AuthorityMatch), String> {
         let format = check.authority.spec.signature_format.as_deref().unwrap_or_default();
         let mut failures = Vec::new();
+        let found = |(detail, signature): Found| (detail, AuthorityMatch::Signatures(vec![signature]));
         for location in signature_locations(check.image, &check.authority.spec) {
             if format != "bundle" {
                 match self.verify_legacy(check, checker, &location).await? {
-                    Ok(detail) => return Ok(detail),
+                    Ok(verified) => return Ok(found(verified)),
                     Err(why) => failures.extend(why),
                 }
             }
             if format != "simplesigning" {
                 match self.verify_bundles(check, checker, &location).await? {
-                    Ok(detail) => return Ok(detail),
+                    Ok(verified) => return Ok(found(verified)),
                     Err(why) => failures.extend(why),
                 }
             }
@@ -477,7 +493,7 @@ impl RegistryVerifier {
         check: &AuthorityCheck<'_>,
         checker: &Checker,
         location: &Location,
-    ) -> Result<Result<String, Vec<String>>, String> {
+    ) -> Result<Result<Found, Vec<String>>, String> {
         let layers = self
             .layers(location, check.digest, LayerKind::Signatures, check.context)
             .await?;
@@ -491,12 +507,13 @@ impl RegistryVerifier {
         let mut failures = Vec::new();
         for (index, layer) in layers.iter().enumerate() {
             match self.check_layer(layer, checker, check) {
-                Ok(detail) => {
-                    return Ok(Ok(format!(
+                Ok((detail, signature)) => {
+                    let detail = format!(
                         "signature {} at {}: {detail}",
                         layer.layer_digest,
                         location.describe(check.digest)
-                    )));
+                    );
+                    return Ok(Ok((detail, signature)));
                 }
                 Err(why) => failures.push(format!("signature {} of {}: {why}", index + 1, layers.len())),
             }
@@ -511,7 +528,7 @@ impl RegistryVerifier {
         check: &AuthorityCheck<'_>,
         checker: &Checker,
         location: &Location,
-    ) -> Result<Result<String, Vec<String>>, String> {
+    ) -> Result<Result<Found, Vec<String>>, String> {
         let place = format!(
             "{}/{} referrers",
             location.signatures.registry, location.signatures.repository
@@ -523,7 +540,15 @@ impl RegistryVerifier {
         let mut failures = Vec::new();
         for attached in bundles.iter() {
             match self.check_bundle(&attached.json, checker, check) {
-                Ok(detail) => return Ok(Ok(format!("bundle {} in {place}: {detail}", attached.manifest_digest))),
+                Ok(verified) => {
+                    let detail = format!(
+                        "bundle {} in {place}: {}",
+                        attached.manifest_digest,
+                        verified.describe()
+                    );
+                    let signature = policy_signature(&attached.manifest_digest, verified.identity.as_ref());
+                    return Ok(Ok((detail, signature)));
+                }
                 Err(why) => failures.push(format!("bundle {}: {why}", attached.manifest_digest)),
             }
         }
@@ -532,7 +557,12 @@ impl RegistryVerifier {
 
     /// One attached bundle: a DSSE envelope whose in-toto statement is cosign's signature
     /// statement about this digest, verified for the authority's key or identities.
-    fn check_bundle(&self, json: &[u8], checker: &Checker, check: &AuthorityCheck<'_>) -> Result<String, String> {
+    fn check_bundle(
+        &self,
+        json: &[u8],
+        checker: &Checker,
+        check: &AuthorityCheck<'_>,
+    ) -> Result<bundle::Verified, String> {
         if !check.authority.spec.require_annotations.is_empty() {
             return Err("requireAnnotations is checked on cosign's .sig signatures only".to_string());
         }
@@ -556,10 +586,10 @@ impl RegistryVerifier {
         bundle: &bundle::Bundle,
         checker: &Checker,
         check: &AuthorityCheck<'_>,
-    ) -> Result<String, String> {
+    ) -> Result<bundle::Verified, String> {
         let digest = image_digest_bytes(check.digest)?;
         let artifact = bundle::Artifact::Sha256(digest);
-        let verified = match checker {
+        match checker {
             Checker::Key { key, .. } => {
                 let ctlog = check.authority.spec.ctlog.as_ref();
                 let trust = match ctlog {
@@ -587,8 +617,7 @@ impl RegistryVerifier {
                 bundle::verify(bundle, &artifact, &bundle::Signer::Keyless(requirements), trust)
             }
         }
-        .map_err(|e| e.to_string())?;
-        Ok(verified.describe())
+        .map_err(|e| e.to_string())
     }
 
     /// One signature layer: the cryptographic check of the authority's kind, then the claims
@@ -598,12 +627,12 @@ impl RegistryVerifier {
         layer: &SignatureLayer,
         checker: &Checker,
         check: &AuthorityCheck<'_>,
-    ) -> Result<String, String> {
+    ) -> Result<Found, String> {
         let signature = layer
             .signature
             .as_deref()
             .ok_or("the layer has no valid dev.cosignproject.cosign/signature annotation")?;
-        let detail = match checker {
+        let (detail, identity) = match checker {
             Checker::Key { key, hash } => {
                 key.verify(&layer.payload, signature, *hash)
                     .map_err(|_| format!("not signed by key {} ({hash:?})", key.fingerprint()))?;
@@ -614,7 +643,8 @@ impl RegistryVerifier {
                     }
                     None => String::new(),
                 };
-                format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint())
+                let detail = format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint());
+                (detail, None)
             }
             Checker::Keyless {
                 trust,
@@ -629,16 +659,17 @@ impl RegistryVerifier {
                     trust,
                 };
                 let verified = requirements.check(layer, signature)?;
-                format!(
+                let detail = format!(
                     "certificate for {} issued by {:?}, {}",
                     verified.subjects.join(", "),
                     verified.issuer,
                     verified.logged
-                )
+                );
+                (detail, Some((verified.issuer, verified.subjects)))
             }
         };
         check_claims(layer, check.digest, &check.authority.spec)?;
-        Ok(detail)
+        Ok((detail, policy_signature(&layer.layer_digest, identity.as_ref())))
     }
 }
 
@@ -701,6 +732,23 @@ struct VerifiedStatement {
     statement: dsse::Statement,
     json: serde_json::Value,
     detail: String,
+    signature: PolicySignature,
+}
+
+/// A verified signature: what to say about it, and how `spec.policy` sees it.
+type Found = (String, PolicySignature);
+
+/// policy-controller's view of a verified signature: its id (the layer or referrer digest)
+/// and, for certificates, the first subject and the issuer.
+fn policy_signature(id: &str, identity: Option<&(String, Vec<String>)>) -> PolicySignature {
+    PolicySignature {
+        id: id.trim_start_matches("sha256:").to_string(),
+        subject: identity
+            .and_then(|(_, subjects)| subjects.first().cloned())
+            .unwrap_or_default(),
+        issuer: identity.map(|(issuer, _)| issuer.clone()).unwrap_or_default(),
+        github: BTreeMap::new(),
+    }
 }
 
 /// The predicate type of cosign v3's image signatures (a DSSE statement about the digest).
@@ -785,6 +833,17 @@ impl Verifier for RegistryVerifier {
     }
 
     fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            Verifier::verify_signatures(self, check)
+                .await
+                .map(|(summary, _)| summary)
+        })
+    }
+
+    fn verify_signatures<'a>(
+        &'a self,
+        check: AuthorityCheck<'a>,
+    ) -> BoxFuture<'a, Result<(String, AuthorityMatch), String>> {
         Box::pin(async move {
             let key = (
                 check.image.name(),
