@@ -7,12 +7,9 @@
 mod signet_server;
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use base64::Engine as _;
 use serde_json::json;
-use signet_server::{Signet, pod_review, policy_dir};
+use signet_server::{Signet, assert_allowed, assert_denied, decide, policy_dir};
 use support::{
     MockSigstore, Registry, SignOptions, TestKey, attach_bundle, attest_and_attach_with, attest_legacy, build_image,
     keyed_bundle, require_tools, sign_image, statement_with, trusted_root_json,
@@ -20,35 +17,6 @@ use support::{
 
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
 const TRUSTED_BUILDER: &str = "https://ci.example/builder";
-
-async fn decide(signet: &Signet, policies: &Path, image: &str, args: &[&str]) -> (bool, String) {
-    let response = signet.review("validate", &pod_review("u", &[image])).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["--log-level", "warn", "verify", image, "--policy"])
-        .arg(policies)
-        .args(args)
-        .output()
-        .expect("signet verify");
-    let allowed = response["allowed"] == true;
-    assert_eq!(
-        output.status.success(),
-        allowed,
-        "webhook and CLI disagree: {response}\n{output:?}"
-    );
-    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
-    (allowed, message)
-}
-
-fn assert_allowed(outcome: &(bool, String)) {
-    assert!(outcome.0, "expected admission: {}", outcome.1);
-}
-
-fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
-    assert!(!outcome.0, "expected a denial");
-    for fragment in fragments {
-        assert!(outcome.1.contains(fragment), "{fragment:?} missing from: {}", outcome.1);
-    }
-}
 
 /// A Rego policy (policy-controller's object form) that wants provenance from the trusted
 /// builder and says so in its own words otherwise.

@@ -8,43 +8,16 @@ mod signet_server;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::json;
-use signet_server::{Signet, key_policy, pod_review, policy_dir};
+use signet_server::{Signet, assert_denied, decide, key_policy, policy_dir};
 use support::{
     COSIGN_SIGN_PREDICATE, MockSigstore, Registry, SignOptions, TestKey, attach_bundle, attest_and_attach, build_image,
     keyed_bundle, require_tools, sign_image, statement, trusted_root_json,
 };
 
 const ISSUER: &str = "https://oidc.test.local";
-
-/// `/validate` and `signet verify` must agree; returns (allowed, denial message).
-async fn decide(signet: &Signet, policies: &Path, image: &str, args: &[&str]) -> (bool, String) {
-    let response = signet.review("validate", &pod_review("u", &[image])).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["--log-level", "warn", "verify", image, "--policy"])
-        .arg(policies)
-        .args(args)
-        .output()
-        .expect("signet verify");
-    let allowed = response["allowed"] == true;
-    assert_eq!(
-        output.status.success(),
-        allowed,
-        "webhook and CLI disagree: {response}\n{output:?}"
-    );
-    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
-    (allowed, message)
-}
-
-fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
-    assert!(!outcome.0, "expected a denial");
-    for fragment in fragments {
-        assert!(outcome.1.contains(fragment), "{fragment:?} missing from: {}", outcome.1);
-    }
-}
 
 fn keyless_policy(name: &str, glob: &str, subject: &str, extra: &str) -> String {
     format!(

@@ -6,12 +6,11 @@
 mod signet_server;
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use signet_server::{Signet, pod_review, policy_dir};
+use signet_server::{Signet, assert_denied, decide, policy_dir};
 use support::{
     LeafOptions, MockSigstore, PrivateCa, Registry, SignOptions, TestKey, build_image, get_manifest, put_manifest,
     require_tools, sign_image, sign_keyless, sign_with_cert,
@@ -31,36 +30,6 @@ fn exact(subject: &str, issuer: &str) -> String {
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// `/validate` and `signet verify` agree; returns the denial message ("" when allowed).
-async fn decide(signet: &Signet, policies: &Path, image: &str, args: &[&str]) -> (bool, String) {
-    let response = signet.review("validate", &pod_review("u", &[image])).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["--log-level", "warn", "verify", image, "--policy"])
-        .arg(policies)
-        .args(args)
-        .output()
-        .expect("signet verify");
-    let allowed = response["allowed"] == true;
-    assert_eq!(
-        output.status.success(),
-        allowed,
-        "webhook and CLI disagree: {response}\n{output:?}"
-    );
-    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
-    if !allowed {
-        let cli = String::from_utf8_lossy(&output.stdout);
-        assert!(cli.contains("denied"), "{cli}");
-    }
-    (allowed, message)
-}
-
-fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
-    assert!(!outcome.0, "expected a denial");
-    for fragment in fragments {
-        assert!(outcome.1.contains(fragment), "{fragment:?} missing from: {}", outcome.1);
-    }
 }
 
 /// A trusted_root.json like `original` with its transparency/CT logs replaced.

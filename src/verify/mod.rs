@@ -436,12 +436,12 @@ impl RegistryVerifier {
             Some(ca_cert) => vec![keyless::authority_from_pem(&self.ca_cert_pem(ca_cert).await?)?],
             None => trust.certificate_authorities.clone(),
         };
-        Ok(Checker::Keyless {
+        Ok(Checker::Keyless(KeylessChecker {
             trust,
             identities: keyless.identities.clone(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
             authorities,
-        })
+        }))
     }
 
     async fn ca_cert_pem(&self, ca_cert: &KeyRef) -> Result<String, String> {
@@ -602,19 +602,9 @@ impl RegistryVerifier {
                 };
                 bundle::verify(bundle, &artifact, &signer, &trust)
             }
-            Checker::Keyless {
-                trust,
-                identities,
-                ignore_sct,
-                authorities,
-            } => {
-                let requirements = KeylessRequirements {
-                    identities,
-                    ignore_sct: *ignore_sct,
-                    authorities,
-                    trust,
-                };
-                bundle::verify(bundle, &artifact, &bundle::Signer::Keyless(requirements), trust)
+            Checker::Keyless(keyless) => {
+                let signer = bundle::Signer::Keyless(keyless.requirements());
+                bundle::verify(bundle, &artifact, &signer, &keyless.trust)
             }
         }
         .map_err(|e| e.to_string())
@@ -646,19 +636,8 @@ impl RegistryVerifier {
                 let detail = format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint());
                 (detail, None)
             }
-            Checker::Keyless {
-                trust,
-                identities,
-                ignore_sct,
-                authorities,
-            } => {
-                let requirements = KeylessRequirements {
-                    identities,
-                    ignore_sct: *ignore_sct,
-                    authorities,
-                    trust,
-                };
-                let verified = requirements.check(layer, signature)?;
+            Checker::Keyless(keyless) => {
+                let verified = keyless.requirements().check(layer, signature)?;
                 let detail = format!(
                     "certificate for {} issued by {:?}, {}",
                     verified.subjects.join(", "),
@@ -706,16 +685,27 @@ fn logged_with_key(
 
 /// How an authority checks signatures, prepared once per check.
 enum Checker {
-    Key {
-        key: PublicKey,
-        hash: HashAlgorithm,
-    },
-    Keyless {
-        trust: Arc<TrustRoot>,
-        identities: Vec<Identity>,
-        ignore_sct: bool,
-        authorities: Vec<CertificateAuthority>,
-    },
+    Key { key: PublicKey, hash: HashAlgorithm },
+    Keyless(KeylessChecker),
+}
+
+/// A keyless authority's identities and CAs, owned for the length of one check.
+struct KeylessChecker {
+    trust: Arc<TrustRoot>,
+    identities: Vec<Identity>,
+    ignore_sct: bool,
+    authorities: Vec<CertificateAuthority>,
+}
+
+impl KeylessChecker {
+    fn requirements(&self) -> KeylessRequirements<'_> {
+        KeylessRequirements {
+            identities: &self.identities,
+            ignore_sct: self.ignore_sct,
+            authorities: &self.authorities,
+            trust: &self.trust,
+        }
+    }
 }
 
 /// Requirements this build cannot check fail the authority: passing it on a signature alone

@@ -271,3 +271,38 @@ pub fn key_policy(name: &str, glob: &str, public_pem: &str, extra: &str) -> Stri
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release-key\n    key:\n      data: |\n{indented}{extra}"
     )
 }
+
+/// Decides `image` through `/validate` and through `signet verify` with the same policies
+/// and `args`; they must agree. Returns (allowed, the webhook's denial message).
+pub async fn decide(signet: &Signet, policies: &Path, image: &str, args: &[&str]) -> (bool, String) {
+    let response = signet.review("validate", &pod_review("u", &[image])).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["--log-level", "warn", "verify", image, "--policy"])
+        .arg(policies)
+        .args(args)
+        .output()
+        .expect("signet verify");
+    let allowed = response["allowed"] == true;
+    assert_eq!(
+        output.status.success(),
+        allowed,
+        "webhook and CLI disagree: {response}\n{output:?}"
+    );
+    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
+    if !allowed {
+        let cli = String::from_utf8_lossy(&output.stdout);
+        assert!(cli.contains("denied"), "{cli}");
+    }
+    (allowed, message)
+}
+
+pub fn assert_allowed(outcome: &(bool, String)) {
+    assert!(outcome.0, "expected admission: {}", outcome.1);
+}
+
+pub fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
+    assert!(!outcome.0, "expected a denial");
+    for fragment in fragments {
+        assert!(outcome.1.contains(fragment), "{fragment:?} missing from: {}", outcome.1);
+    }
+}
