@@ -590,17 +590,7 @@ fn verify_blob(args: &VerifyBlobArgs) -> anyhow::Result<ExitCode> {
         certificate: read(&args.certificate)?,
         bundle: read(&args.bundle)?,
     };
-    match verify_blob(&blob, material, &authority, &trust) {
-        Ok(detail) => {
-            eprintln!("{detail}");
-            println!("Verified OK");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(why) => {
-            eprintln!("error: verification failed: {why}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    Ok(report_verification(verify_blob(&blob, material, &authority, &trust)))
 }
 
 fn verify_bundle(args: &VerifyBundleArgs) -> anyhow::Result<ExitCode> {
@@ -639,15 +629,22 @@ fn verify_bundle(args: &VerifyBundleArgs) -> anyhow::Result<ExitCode> {
             Artifact::Bytes(&contents)
         }
     };
-    match verify_sigstore_bundle(&bundle, &artifact, &authority, &trust) {
+    Ok(report_verification(verify_sigstore_bundle(
+        &bundle, &artifact, &authority, &trust,
+    )))
+}
+
+/// cosign's way of saying it: the detail and "Verified OK" (exit 0), or why not (exit 1).
+fn report_verification(outcome: Result<String, String>) -> ExitCode {
+    match outcome {
         Ok(detail) => {
             eprintln!("{detail}");
             println!("Verified OK");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(why) => {
             eprintln!("error: verification failed: {why}");
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
 }
