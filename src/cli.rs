@@ -14,12 +14,15 @@ use crate::admission::workload::ContainerImage;
 use crate::admission::{Admission, Endpoint};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
+use crate::policy::program::PolicyTexts;
 use crate::policy::reference::ImageRef;
+use crate::policy::snapshot::PolicySnapshot;
 use crate::registry::credentials::Keychain;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
 use crate::sources::cluster::ClusterAccess;
 use crate::sources::events::EventRecorder;
+use crate::sources::policy_text::{self, PolicyTextReader, TextsReceiver};
 use crate::sources::{SnapshotHandle, folder};
 use crate::verify::trust::TrustRoot;
 use crate::verify::{RegistryVerifier, VerifierSettings};
@@ -99,13 +102,18 @@ struct ServeArgs {
         default_value = "localhost,127.0.0.1,::1"
     )]
     tls_san: Vec<String>,
-    /// signet's own namespace: where `key.secretRef` and `signaturePullSecrets` Secrets live.
+    /// signet's own namespace: where `key.secretRef` and `signaturePullSecrets` Secrets and
+    /// `configMapRef` policy ConfigMaps live.
     #[arg(long, env = "SIGNET_NAMESPACE", default_value = "signet-system")]
     namespace: String,
     /// Standalone mode: load policies from this folder (reloaded on change) instead of
     /// watching the cluster.
     #[arg(long, env = "SIGNET_POLICY_DIR")]
     policy_dir: Option<PathBuf>,
+    /// How often policy text from a `configMapRef` is re-read, and a failed `remote` policy
+    /// fetch retried (seconds).
+    #[arg(long, env = "SIGNET_POLICY_TEXT_REFRESH_SECONDS", default_value = "30")]
+    policy_text_refresh_seconds: u64,
     #[command(flatten)]
     decision: DecisionArgs,
     #[command(flatten)]
@@ -400,7 +408,11 @@ fn admission(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let snapshot = SnapshotHandle::default();
-    let cluster = start_policy_source(&args, snapshot.clone()).await?;
+    let (texts, texts_receiver) = policy_text::texts_channel();
+    let cluster = start_policy_source(&args, snapshot.clone(), texts_receiver).await?;
+    let reader = PolicyTextReader::new(cluster.clone())?;
+    let refresh = Duration::from_secs(args.policy_text_refresh_seconds.max(1));
+    tokio::spawn(policy_text::keep_read(snapshot.clone(), reader, texts, refresh));
     let admission = admission(snapshot.clone(), &args.decision, &args.registry, cluster)?;
     let metrics = admission.metrics.clone();
 
@@ -442,14 +454,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the folder or cluster watch; both publish into `snapshot`. In a cluster, also
-/// returns access to its Secrets and ServiceAccounts. Neither needs the network to start:
-/// the watch retries in the background while readiness waits.
-async fn start_policy_source(args: &ServeArgs, snapshot: SnapshotHandle) -> anyhow::Result<Option<ClusterAccess>> {
+/// Starts the folder or cluster watch; both publish into `snapshot`, compiled with the policy
+/// texts from `texts`. In a cluster, also returns access to its Secrets, ConfigMaps and
+/// ServiceAccounts. Neither needs the network to start: the watch retries in the background
+/// while readiness waits.
+async fn start_policy_source(
+    args: &ServeArgs,
+    snapshot: SnapshotHandle,
+    texts: TextsReceiver,
+) -> anyhow::Result<Option<ClusterAccess>> {
     if let Some(dir) = args.policy_dir.clone() {
         anyhow::ensure!(dir.is_dir(), "--policy-dir {} is not a folder", dir.display());
         tokio::spawn(async move {
-            if let Err(e) = folder::watch_folder(dir, snapshot, Duration::from_secs(2)).await {
+            if let Err(e) = folder::watch_folder(dir, snapshot, texts, Duration::from_secs(2)).await {
                 tracing::error!(error = %e, "policy folder cannot be read; not ready");
             }
         });
@@ -458,7 +475,7 @@ async fn start_policy_source(args: &ServeArgs, snapshot: SnapshotHandle) -> anyh
     let client = kube::Client::try_default()
         .await
         .context("no --policy-dir given and no Kubernetes configuration found")?;
-    tokio::spawn(crate::sources::kube::watch_policies(client.clone(), snapshot));
+    tokio::spawn(crate::sources::kube::watch_policies(client.clone(), snapshot, texts));
     Ok(Some(ClusterAccess::new(client, args.namespace.clone())))
 }
 
@@ -486,6 +503,21 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
     handle.graceful_shutdown(Some(Duration::from_secs(25)));
 }
 
+/// Policy files for the one-shot commands, with their `remote` policy texts fetched (a
+/// `configMapRef` needs the cluster, so such a policy denies with that reason).
+async fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySnapshot> {
+    let mut snapshot = folder::load_paths(paths, &PolicyTexts::new())?;
+    if !snapshot.policy_sources.is_empty() {
+        let reader = PolicyTextReader::new(None)?;
+        let texts = reader.read_all(&snapshot.policy_sources, &PolicyTexts::new()).await;
+        snapshot = folder::load_paths(paths, &texts)?;
+    }
+    for rejected in &snapshot.rejected {
+        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
+    }
+    Ok(snapshot)
+}
+
 async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let body = if args.request == Path::new("-") {
         let mut buffer = Vec::new();
@@ -494,10 +526,7 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?
     };
-    let snapshot = folder::load_paths(&args.policy)?;
-    for rejected in &snapshot.rejected {
-        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
-    }
+    let snapshot = load_policies(&args.policy).await?;
     let admission = admission(SnapshotHandle::fixed(snapshot), &args.decision, &args.registry, None)?;
     let endpoint = match args.endpoint {
         EndpointArg::Mutate => Endpoint::Mutate,
@@ -512,10 +541,7 @@ async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let snapshot = folder::load_paths(&args.policy)?;
-    for rejected in &snapshot.rejected {
-        eprintln!("warning: policy {} rejected: {}", rejected.name, rejected.error);
-    }
+    let snapshot = load_policies(&args.policy).await?;
     let verifier = verifier(&args.registry, trust_root(&args.registry)?, None)?;
     let images = [ContainerImage {
         path: String::new(),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use signet::api::{Document, parse_documents};
 use signet::policy::snapshot::PolicySnapshot;
-use signet_server::{Signet, key_policy, policy_dir, review_for};
-use support::{Registry, SignOptions, TestKey, build_image, require_tools, sign_image};
+use signet_server::{Signet, assert_denied, decide, key_policy, policy_dir, review_for};
+use support::{Registry, SignOptions, TestKey, build_image, build_multiarch_index, require_tools, sign_image};
 
 fn fixture_dir() -> Option<PathBuf> {
     let root = std::env::var_os("SIGNET_FIXTURES")
@@ -207,4 +207,64 @@ fn pod(name: &str, image: &str, labels: Value) -> Value {
             "spec": {"containers": [{"name": "c0", "image": image}]}
         }),
     )
+}
+
+/// `fetchConfigFile`, as in policy-controller's config-file fixture (a static authority and a
+/// `spec.policy`): the policy sees each platform's OCI config under `input.config`, keyed
+/// `os/architecture`; a multi-platform index passes, a single-platform image is denied with
+/// the policy's error naming its platform, and config files are cached per digest.
+#[tokio::test]
+async fn fetch_config_file_gives_the_policy_every_platforms_config() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    build_multiarch_index(&registry, "demo/multi", "v1");
+    build_image(&registry, "demo/single", "v1", "single");
+    let rego = [
+        "package sigstore",
+        "isCompliant[r] {",
+        "  platforms := sort([p | input.config[p]])",
+        "  commands := {c | c := input.config[_].config.Cmd[0]}",
+        "  r := {\"result\": count(platforms) > 1, \"error\": sprintf(\"only %v; commands %v\", [platforms, commands]), \"warning\": sprintf(\"platforms %v\", [platforms])}",
+        "}",
+    ];
+    let rego: String = rego.iter().map(|l| format!("      {l}\n")).collect();
+    let policy = format!(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: multi-platform-only\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n    fetchConfigFile: true\n    data: |\n{rego}"
+    );
+    let dir = policy_dir(&[&policy]);
+    let args = ["--insecure-registry", &registry.host()];
+    let signet = Signet::start(dir.path(), &args).await;
+
+    let multi = format!("{}/demo/multi:v1", registry.host());
+    let allowed = signet.review("validate", &pod("p", &multi, json!({}))).await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    let warnings = allowed["warnings"].to_string();
+    assert!(
+        warnings.contains("linux/amd64") && warnings.contains("linux/arm64"),
+        "{allowed}"
+    );
+
+    let single = format!("{}/demo/single:v1", registry.host());
+    let denied = decide(&signet, dir.path(), &single, &args).await;
+    assert_denied(
+        &denied,
+        &[
+            "multi-platform-only",
+            "spec.policy: rego policy is not compliant: only",
+            "linux/amd64",
+            "/hello",
+        ],
+    );
+    assert!(!denied.1.contains("linux/arm64"), "{}", denied.1);
+
+    let blobs = registry.count_requests("GET", "/blobs/");
+    let again = signet.review("validate", &pod("p", &multi, json!({}))).await;
+    assert_eq!(again["allowed"], true, "{again}");
+    assert_eq!(
+        registry.count_requests("GET", "/blobs/"),
+        blobs,
+        "config files are cached per digest"
+    );
 }

@@ -81,6 +81,17 @@ pub trait Verifier: Send + Sync {
             Ok((summary, AuthorityMatch::Signatures(vec![PolicySignature::default()])))
         })
     }
+
+    /// The config files of image `digest` by platform (`linux/amd64`: the OCI config), for a
+    /// `spec.policy` with `fetchConfigFile`.
+    fn config_files<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _digest: &'a str,
+        _context: &'a RequestContext,
+    ) -> BoxFuture<'a, Result<serde_json::Value, String>> {
+        Box::pin(async move { Err(format!("the config files of {image} cannot be read here")) })
+    }
 }
 
 /// One authority's result.
@@ -195,7 +206,9 @@ async fn evaluate_image(
             normalised: image.to_string(),
         };
     }
-    let needs_digest = matched.iter().any(|p| p.has_verifying_authority());
+    let needs_digest = matched
+        .iter()
+        .any(|p| p.has_verifying_authority() || p.wants_config_files());
     let (digest, resolve_error) = match (image.digest(), needs_digest) {
         (Some(digest), _) => (Some(digest.to_string()), None),
         (None, false) => (None, None),
@@ -215,7 +228,16 @@ async fn evaluate_image(
             verifier,
         )
         .await;
-        check_spec_policy(policy, result, resource).await
+        let config_files = async {
+            match digest.as_deref() {
+                Some(digest) => verifier.config_files(&image, digest, context).await,
+                None => Err(format!(
+                    "the digest of {image} is unknown: {}",
+                    resolve_error.as_deref().unwrap_or("not resolved")
+                )),
+            }
+        };
+        check_spec_policy(policy, result, resource, config_files).await
     }))
     .await;
     ImageVerdict::Checked {
@@ -279,16 +301,33 @@ async fn evaluate_policy(
 }
 
 /// Evaluates the policy's `spec.policy` over its passing authorities, as policy-controller
-/// does: only when one authority passed (otherwise the policy fails anyway).
-async fn check_spec_policy(policy: &CompiledPolicy, mut result: PolicyResult, resource: &ResourceInfo) -> PolicyResult {
+/// does: only when one authority passed (otherwise the policy fails anyway). `config_files`
+/// is awaited only when the policy asks for them (`fetchConfigFile`).
+async fn check_spec_policy(
+    policy: &CompiledPolicy,
+    mut result: PolicyResult,
+    resource: &ResourceInfo,
+    config_files: impl Future<Output = Result<serde_json::Value, String>>,
+) -> PolicyResult {
     let (Some(program), Some(spec_policy)) = (&policy.program, &policy.spec.policy) else {
         return result;
     };
     if !result.authorities.iter().any(|a| a.outcome.is_ok()) {
         return result;
     }
+    let config = if policy.wants_config_files() {
+        match config_files.await {
+            Ok(config) => Some(config),
+            Err(why) => {
+                result.policy_error = Some(format!("spec.policy.fetchConfigFile: {why}"));
+                return result;
+            }
+        }
+    } else {
+        None
+    };
     let matches = authority_matches(policy, &result.authorities);
-    let input = cip_policy_input(spec_policy, &matches, resource.object.as_deref());
+    let input = cip_policy_input(spec_policy, &matches, resource.object.as_deref(), config);
     match program.evaluate(input).await {
         Verdict::Allow { warning } => result.policy_warning = warning,
         Verdict::Deny { error, warning } => {

@@ -2,16 +2,118 @@
 //! `authorities[].attestations[].policy`. They are compiled when the ClusterImagePolicy loads
 //! (a policy that cannot be compiled rejects the ClusterImagePolicy, like any validation
 //! error) and evaluated at admission against a JSON input built here, in policy-controller's
-//! shape. No I/O: a policy whose text lives elsewhere (`configMapRef`, `remote`) is evaluated
-//! only once the policy sources put that text into `data`.
+//! shape. No I/O: the text of a policy that lives elsewhere (`configMapRef`, `remote`) is read
+//! by the policy sources (`sources::policy_text`) and handed in as [`PolicyTexts`]; until it
+//! is there, the policy denies with the reason.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::rego::{RegoError, RegoPolicy, Verdict};
-use crate::api::cip::{Attestation, Policy};
+use crate::api::cip::{Attestation, ClusterImagePolicySpec, Policy};
+
+/// Where the text of a policy without inline `data` lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicySource {
+    /// `configMapRef`: a key of a ConfigMap. policy-controller reads it from its own namespace,
+    /// and so does signet; a different `namespace` is refused when the text is read.
+    ConfigMap {
+        namespace: Option<String>,
+        name: String,
+        key: String,
+    },
+    /// `remote`: a URL whose body must have this sha256 (hex).
+    Remote { url: String, sha256: String },
+}
+
+impl PolicySource {
+    /// The source of `policy`'s text when it has no inline `data`.
+    pub fn of(policy: &Policy) -> Option<Self> {
+        if policy.data.as_deref().is_some_and(|d| !d.is_empty()) {
+            return None;
+        }
+        if let Some(cm) = &policy.config_map_ref {
+            return Some(PolicySource::ConfigMap {
+                namespace: cm.namespace.clone().filter(|n| !n.is_empty()),
+                name: cm.name.clone().unwrap_or_default(),
+                key: cm.key.clone().unwrap_or_default(),
+            });
+        }
+        let remote = policy.remote.as_ref()?;
+        Some(PolicySource::Remote {
+            url: remote.url.clone().unwrap_or_default(),
+            sha256: remote.sha256sum.clone().unwrap_or_default().to_ascii_lowercase(),
+        })
+    }
+
+    /// The policy field that names this source.
+    fn field(&self) -> &'static str {
+        match self {
+            PolicySource::ConfigMap { .. } => "configMapRef",
+            PolicySource::Remote { .. } => "remote",
+        }
+    }
+}
+
+impl fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicySource::ConfigMap { name, key, .. } => write!(f, "ConfigMap {name:?} key {key:?}"),
+            PolicySource::Remote { url, .. } => write!(f, "{url}"),
+        }
+    }
+}
+
+/// Policy texts read by the policy sources: the text, or why it could not be read.
+pub type PolicyTexts = BTreeMap<PolicySource, Result<String, String>>;
+
+/// Every source a ClusterImagePolicy takes policy text from (`spec.policy` and the
+/// attestations' policies).
+pub fn policy_sources(spec: &ClusterImagePolicySpec) -> impl Iterator<Item = PolicySource> + '_ {
+    let attestation_policies = spec
+        .authorities
+        .iter()
+        .flat_map(|a| &a.attestations)
+        .filter_map(|a| a.policy.as_ref());
+    spec.policy
+        .iter()
+        .chain(attestation_policies)
+        .filter_map(PolicySource::of)
+}
+
+/// The text of `policy` (at `path`): its `data`, or what the sources read for it.
+fn policy_text<'a>(path: &str, policy: &'a Policy, texts: &'a PolicyTexts) -> Result<&'a str, String> {
+    if let Some(data) = policy.data.as_deref().filter(|d| !d.is_empty()) {
+        return Ok(data);
+    }
+    let Some(source) = PolicySource::of(policy) else {
+        return Err(format!("{path} has no policy text"));
+    };
+    let field = source.field();
+    match texts.get(&source) {
+        Some(Ok(text)) => Ok(text),
+        Some(Err(why)) => Err(format!("{path}.{field}: {why}")),
+        None => Err(format!(
+            "{path}.{field}: the policy text ({source}) has not been read yet"
+        )),
+    }
+}
+
+/// What an authority's result depends on besides its spec: the text its attestation policies
+/// were read from, so a cached result never outlives an edited ConfigMap.
+pub fn fetched_texts_of<'a>(
+    attestations: &'a [Attestation],
+    texts: &'a PolicyTexts,
+) -> impl Iterator<Item = String> + 'a {
+    attestations
+        .iter()
+        .filter_map(|a| a.policy.as_ref())
+        .filter_map(|p| texts.get(&PolicySource::of(p)?))
+        .map(|text| format!("{text:?}"))
+}
 
 /// Why a policy cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,19 +139,15 @@ pub enum Program {
 }
 
 impl Program {
-    /// Compiles `policy`, found at `path` (e.g. `spec.policy`) of ClusterImagePolicy `cip`.
-    pub fn compile(cip: &str, path: &str, policy: &Policy) -> Result<Self, ProgramError> {
+    /// Compiles `policy`, found at `path` (e.g. `spec.policy`) of ClusterImagePolicy `cip`;
+    /// text that is not inline comes from `texts`.
+    pub fn compile(cip: &str, path: &str, policy: &Policy, texts: &PolicyTexts) -> Result<Self, ProgramError> {
         if policy.type_ == "cue" {
             return Err(ProgramError::Cue { path: path.to_string() });
         }
-        if policy.fetch_config_file == Some(true) {
-            // Needs registry I/O per platform before evaluation, which signet does not do yet.
-            return Ok(Program::Unavailable(format!(
-                "{path}.fetchConfigFile (image config files) is not supported by this signet build yet"
-            )));
-        }
-        let Some(source) = policy.data.as_deref().filter(|d| !d.is_empty()) else {
-            return Ok(Program::Unavailable(unresolved_reason(path, policy)));
+        let source = match policy_text(path, policy, texts) {
+            Ok(text) => text,
+            Err(why) => return Ok(Program::Unavailable(why)),
         };
         RegoPolicy::compile(&format!("{cip} {path}"), source)
             .map(Program::Rego)
@@ -71,17 +169,6 @@ impl Program {
     }
 }
 
-/// Why a policy without inline `data` has no text yet.
-fn unresolved_reason(path: &str, policy: &Policy) -> String {
-    if policy.config_map_ref.is_some() {
-        format!("{path}.configMapRef: the policy text has not been read from the ConfigMap")
-    } else if policy.remote.is_some() {
-        format!("{path}.remote: the policy text has not been fetched (or did not match its sha256sum)")
-    } else {
-        format!("{path} has no policy text")
-    }
-}
-
 /// `authorities[].attestations[]`, compiled: the predicate type as a URI and its policy.
 #[derive(Debug, Clone)]
 pub struct CompiledAttestation {
@@ -96,6 +183,7 @@ impl CompiledAttestation {
         cip: &str,
         path: &str,
         attestation: &Attestation,
+        texts: &PolicyTexts,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProgramError> {
         let (predicate_type, deprecated) = predicate_type_uri(&attestation.predicate_type);
@@ -105,7 +193,7 @@ impl CompiledAttestation {
         let program = attestation
             .policy
             .as_ref()
-            .map(|policy| Program::compile(cip, &format!("{path}.policy"), policy))
+            .map(|policy| Program::compile(cip, &format!("{path}.policy"), policy, texts))
             .transpose()?;
         Ok(CompiledAttestation {
             name: attestation.name.clone(),
@@ -192,12 +280,21 @@ impl AuthorityMatch {
 }
 
 /// The input of a CIP-level `spec.policy`: `authorityMatches` (passing authorities only, by
-/// name), plus the admitted object's `spec`, `metadata` and `typemeta` when the policy asks
-/// for them with `includeSpec`, `includeObjectMeta` and `includeTypeMeta`.
-pub fn cip_policy_input(policy: &Policy, matches: &BTreeMap<String, AuthorityMatch>, object: Option<&Value>) -> Value {
+/// name), the image's `config` files by platform when the policy has `fetchConfigFile`, and
+/// the admitted object's `spec`, `metadata` and `typemeta` when the policy asks for them with
+/// `includeSpec`, `includeObjectMeta` and `includeTypeMeta`.
+pub fn cip_policy_input(
+    policy: &Policy,
+    matches: &BTreeMap<String, AuthorityMatch>,
+    object: Option<&Value>,
+    config: Option<Value>,
+) -> Value {
     let mut input = Map::new();
     let matches: Map<String, Value> = matches.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     input.insert("authorityMatches".into(), Value::Object(matches));
+    if let Some(config) = config {
+        input.insert("config".into(), config);
+    }
     let field = |name: &str| object.and_then(|o| o.get(name)).cloned();
     if policy.include_spec == Some(true)
         && let Some(spec) = field("spec")
@@ -271,15 +368,22 @@ mod tests {
             data: Some("predicateType: \"x\"".into()),
             ..Default::default()
         };
-        let err = Program::compile("p", "spec.policy", &cue).unwrap_err().to_string();
+        let err = Program::compile("p", "spec.policy", &cue, &PolicyTexts::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("spec.policy: CUE policies are not supported"), "{err}");
-        let err = Program::compile("p", "spec.policy", &rego("package x")).unwrap_err();
+        let err = Program::compile("p", "spec.policy", &rego("package x"), &PolicyTexts::new()).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("spec.policy: rego policy \"p spec.policy\" must be"),
             "{err}"
         );
-        let ok = Program::compile("p", "spec.policy", &rego("package sigstore\nisCompliant = true"));
+        let ok = Program::compile(
+            "p",
+            "spec.policy",
+            &rego("package sigstore\nisCompliant = true"),
+            &PolicyTexts::new(),
+        );
         assert!(matches!(ok, Ok(Program::Rego(_))));
     }
 
@@ -292,7 +396,7 @@ mod tests {
                     config_map_ref: Some(Default::default()),
                     ..Default::default()
                 },
-                "spec.policy.configMapRef: the policy text has not been read",
+                "spec.policy.configMapRef: the policy text (ConfigMap \"\" key \"\") has not been read yet",
             ),
             (
                 Policy {
@@ -300,23 +404,84 @@ mod tests {
                     remote: Some(Default::default()),
                     ..Default::default()
                 },
-                "spec.policy.remote: the policy text has not been fetched",
-            ),
-            (
-                Policy {
-                    fetch_config_file: Some(true),
-                    ..rego("package sigstore\nisCompliant = true")
-                },
-                "fetchConfigFile (image config files) is not supported",
+                "spec.policy.remote: the policy text () has not been read yet",
             ),
         ];
         for (policy, want) in rows {
-            let program = Program::compile("p", "spec.policy", &policy).unwrap();
+            let program = Program::compile("p", "spec.policy", &policy, &PolicyTexts::new()).unwrap();
             match program.evaluate(json!({})).await {
                 Verdict::Deny { error, .. } => assert!(error.contains(want), "{error}"),
                 other => panic!("{want}: {other:?}"),
             }
         }
+    }
+
+    fn from_config_map(name: &str) -> Policy {
+        Policy {
+            type_: "rego".into(),
+            config_map_ref: Some(crate::api::cip::ConfigMapReference {
+                name: Some(name.into()),
+                key: Some("policy".into()),
+                namespace: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn fetched_texts_are_compiled_and_failures_keep_their_reason() {
+        let source = |name: &str| PolicySource::of(&from_config_map(name)).unwrap();
+        let texts = PolicyTexts::from([
+            (source("good"), Ok("package sigstore\nisCompliant = true".to_string())),
+            (source("gone"), Err("ConfigMap \"gone\" not found".to_string())),
+            (source("broken"), Ok("package elsewhere".to_string())),
+        ]);
+        let good = Program::compile("p", "spec.policy", &from_config_map("good"), &texts).unwrap();
+        assert!(matches!(good.evaluate(json!({})).await, Verdict::Allow { .. }));
+        let gone = Program::compile("p", "spec.policy", &from_config_map("gone"), &texts).unwrap();
+        match gone.evaluate(json!({})).await {
+            Verdict::Deny { error, .. } => {
+                assert_eq!(error, "spec.policy.configMapRef: ConfigMap \"gone\" not found")
+            }
+            other => panic!("{other:?}"),
+        }
+        let broken = Program::compile("p", "spec.policy", &from_config_map("broken"), &texts).unwrap_err();
+        assert!(broken.to_string().starts_with("spec.policy: rego policy"), "{broken}");
+    }
+
+    #[test]
+    fn sources_of_a_policy() {
+        let remote = Policy {
+            type_: "rego".into(),
+            remote: Some(crate::api::cip::RemotePolicy {
+                url: Some("https://example.com/p.rego".into()),
+                sha256sum: Some("ABCD".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            PolicySource::of(&remote),
+            Some(PolicySource::Remote {
+                url: "https://example.com/p.rego".into(),
+                sha256: "abcd".into()
+            })
+        );
+        assert_eq!(PolicySource::of(&rego("package sigstore")), None);
+        let spec = ClusterImagePolicySpec {
+            policy: Some(remote.clone()),
+            authorities: vec![crate::api::cip::Authority {
+                attestations: vec![Attestation {
+                    name: "a".into(),
+                    predicate_type: "custom".into(),
+                    policy: Some(from_config_map("cm")),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let sources: Vec<PolicySource> = policy_sources(&spec).collect();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[1].to_string(), "ConfigMap \"cm\" key \"policy\"");
     }
 
     #[test]
@@ -344,18 +509,24 @@ mod tests {
             ..rego("")
         };
         assert_eq!(
-            cip_policy_input(&everything, &matches, Some(&object)),
+            cip_policy_input(
+                &everything,
+                &matches,
+                Some(&object),
+                Some(json!({"linux/amd64": {"os": "linux"}}))
+            ),
             json!({
                 "authorityMatches": {
                     "fixed": {"static": true},
                     "key": {"signatures": [{"id": "abc", "githubWorkflowRef": "refs/tags/v1"}]}
                 },
+                "config": {"linux/amd64": {"os": "linux"}},
                 "spec": {"serviceAccountName": "default"},
                 "metadata": {"name": "p", "labels": {"a": "b"}},
                 "typemeta": {"apiVersion": "v1", "kind": "Pod"}
             })
         );
-        let nothing = cip_policy_input(&rego(""), &BTreeMap::new(), Some(&object));
+        let nothing = cip_policy_input(&rego(""), &BTreeMap::new(), Some(&object), None);
         assert_eq!(nothing, json!({"authorityMatches": {}}));
     }
 }

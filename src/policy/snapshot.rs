@@ -1,7 +1,7 @@
 //! An immutable, pre-compiled view of every ClusterImagePolicy: globs compiled, validation
 //! done once at load time, so admission only reads it (through an `ArcSwap`, without locks).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -9,7 +9,9 @@ use sha2::Digest;
 
 use super::evaluate::ResourceInfo;
 use super::glob::Glob;
-use super::program::{CompiledAttestation, Program, ProgramError};
+use super::program::{
+    CompiledAttestation, PolicySource, PolicyTexts, Program, ProgramError, fetched_texts_of, policy_sources,
+};
 use super::reference::ImageRef;
 use super::validate::{validate_policy, validate_trust_root};
 use crate::api::cip::{Authority, ClusterImagePolicy, ClusterImagePolicySpec};
@@ -88,6 +90,11 @@ pub struct PolicySnapshot {
     pub rejected: Vec<RejectedPolicy>,
     /// `TrustRoot` resources by name, for `trustRootRef`.
     pub trust_roots: BTreeMap<String, TrustRootSpec>,
+    /// Where the enforced policies' non-inline policy texts live (`configMapRef`, `remote`),
+    /// for the policy sources to read.
+    pub policy_sources: BTreeSet<PolicySource>,
+    /// How many of `policy_sources` have not been tried yet (neither read nor failed).
+    pub unread_texts: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +107,18 @@ pub struct CompileError {
 impl PolicySnapshot {
     /// Compiles every policy, sorted by name so evaluation order and messages are stable.
     pub fn build(policies: impl IntoIterator<Item = ClusterImagePolicy>) -> Self {
+        Self::build_with_texts(policies, &PolicyTexts::new())
+    }
+
+    /// [`PolicySnapshot::build`], with the policy texts read so far from ConfigMaps and URLs.
+    pub fn build_with_texts(policies: impl IntoIterator<Item = ClusterImagePolicy>, texts: &PolicyTexts) -> Self {
         let mut snapshot = PolicySnapshot::default();
         for policy in policies {
-            match CompiledPolicy::compile(&policy) {
-                Ok(compiled) => snapshot.policies.push(Arc::new(compiled)),
+            match CompiledPolicy::compile(&policy, texts) {
+                Ok(compiled) => {
+                    snapshot.policy_sources.extend(policy_sources(&compiled.spec));
+                    snapshot.policies.push(Arc::new(compiled))
+                }
                 Err(e) => snapshot.rejected.push(RejectedPolicy {
                     name: e.name,
                     error: e.reason,
@@ -112,6 +127,11 @@ impl PolicySnapshot {
         }
         snapshot.policies.sort_by(|a, b| a.name.cmp(&b.name));
         snapshot.rejected.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.unread_texts = snapshot
+            .policy_sources
+            .iter()
+            .filter(|source| !texts.contains_key(*source))
+            .count();
         snapshot
     }
 
@@ -134,7 +154,8 @@ impl PolicySnapshot {
 }
 
 impl CompiledPolicy {
-    pub fn compile(policy: &ClusterImagePolicy) -> Result<Self, CompileError> {
+    /// Compiles `policy`; policy text that is not inline comes from `texts`.
+    pub fn compile(policy: &ClusterImagePolicy, texts: &PolicyTexts) -> Result<Self, CompileError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let fail = |reason: String| CompileError {
             name: name.clone(),
@@ -153,13 +174,13 @@ impl CompiledPolicy {
             .authorities
             .iter()
             .enumerate()
-            .map(|(index, authority)| compile_authority(&name, index, authority, &mut warnings))
+            .map(|(index, authority)| compile_authority(&name, index, authority, texts, &mut warnings))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| fail(e.to_string()))?;
         let program = spec
             .policy
             .as_ref()
-            .map(|policy| Program::compile(&name, "spec.policy", policy))
+            .map(|policy| Program::compile(&name, "spec.policy", policy, texts))
             .transpose()
             .map_err(|e| fail(e.to_string()))?;
         for warning in &warnings {
@@ -208,6 +229,16 @@ impl CompiledPolicy {
         glob_matches && resource_matches
     }
 
+    /// Whether `spec.policy` needs the image's config files (`fetchConfigFile`).
+    pub fn wants_config_files(&self) -> bool {
+        self.program.is_some()
+            && self
+                .spec
+                .policy
+                .as_ref()
+                .is_some_and(|p| p.fetch_config_file == Some(true))
+    }
+
     pub fn has_verifying_authority(&self) -> bool {
         self.authorities.iter().any(CompiledAuthority::is_verifying)
     }
@@ -217,6 +248,7 @@ fn compile_authority(
     policy: &str,
     index: usize,
     authority: &Authority,
+    texts: &PolicyTexts,
     warnings: &mut Vec<String>,
 ) -> Result<CompiledAuthority, ProgramError> {
     let name = authority
@@ -238,12 +270,15 @@ fn compile_authority(
         .enumerate()
         .map(|(i, a)| {
             let path = format!("spec.authorities[{index}].attestations[{i}]");
-            CompiledAttestation::compile(policy, &path, a, warnings)
+            CompiledAttestation::compile(policy, &path, a, texts, warnings)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let fingerprint = serde_json::to_vec(authority)
-        .map(|bytes| format!("{:x}", sha2::Sha256::digest(bytes)))
-        .unwrap_or_default();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(serde_json::to_vec(authority).unwrap_or_default());
+    for text in fetched_texts_of(&authority.attestations, texts) {
+        hasher.update(text);
+    }
+    let fingerprint = format!("{:x}", hasher.finalize());
     Ok(CompiledAuthority {
         name,
         fingerprint,

@@ -778,7 +778,7 @@ fn next_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a (dyn s
 }
 
 /// `outer: inner: innermost`, skipping repeats (wrappers often repeat their source).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(err);
     while let Some(e) = current {

@@ -13,13 +13,14 @@
 
 mod auth;
 mod client;
+pub mod config;
 pub mod credentials;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use auth::Credentials;
-pub use client::{RegistryClient, registry_endpoint};
+pub use client::{RegistryClient, error_chain, registry_endpoint};
 
 /// Manifest media types signet understands, in the order sent in `Accept`. Sending the OCI
 /// types matters: without them distribution 2.8 answers 404 for OCI manifests, and converts

@@ -1,5 +1,6 @@
 //! What signet reads from the cluster besides policies: key Secrets (`key.secretRef`), pull
-//! secrets (the pod's, its ServiceAccount's, and `source[].signaturePullSecrets`).
+//! secrets (the pod's, its ServiceAccount's, and `source[].signaturePullSecrets`), and
+//! ConfigMaps holding policy text (`configMapRef`).
 //!
 //! Reads are cached briefly so a burst of admissions costs one API call per object, and a
 //! rotated Secret is picked up within the TTL.
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::Api;
 
 use crate::registry::credentials::Keychain;
@@ -17,6 +18,12 @@ use crate::registry::credentials::Keychain;
 pub enum ClusterError {
     #[error("cannot read Secret {namespace}/{name}: {detail}")]
     Secret {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+    #[error("cannot read ConfigMap {namespace}/{name}: {detail}")]
+    ConfigMap {
         namespace: String,
         name: String,
         detail: String,
@@ -75,6 +82,24 @@ impl ClusterAccess {
                 name: name.to_string(),
                 detail: detail.to_string(),
             })
+    }
+
+    /// A ConfigMap's data, `None` when there is no such ConfigMap. Not cached: only the
+    /// background policy-text reader asks, once per refresh.
+    pub async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, ClusterError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(found) => Ok(found.map(|cm| cm.data.unwrap_or_default())),
+            Err(e) => Err(ClusterError::ConfigMap {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                detail: e.to_string(),
+            }),
+        }
     }
 
     /// The public key in a `key.secretRef` Secret (in signet's namespace): its only entry.

@@ -10,9 +10,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::SnapshotHandle;
+use super::policy_text::TextsReceiver;
 use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
 use crate::api::{Document, parse_documents};
+use crate::policy::program::PolicyTexts;
 use crate::policy::snapshot::{PolicySnapshot, RejectedPolicy};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,7 @@ fn is_policy_file(path: &Path) -> bool {
 
 /// Builds a snapshot from policy files; a file that does not parse is reported as a rejected
 /// policy named after the file, so an operator sees it in logs and metrics.
-pub fn snapshot_from_files(files: &[PolicyFile]) -> PolicySnapshot {
+pub fn snapshot_from_files(files: &[PolicyFile], texts: &PolicyTexts) -> PolicySnapshot {
     let mut policies: Vec<ClusterImagePolicy> = Vec::new();
     let mut trust_roots: Vec<TrustRoot> = Vec::new();
     let mut unparsable = Vec::new();
@@ -84,13 +86,14 @@ pub fn snapshot_from_files(files: &[PolicyFile]) -> PolicySnapshot {
             }),
         }
     }
-    let mut snapshot = PolicySnapshot::build(policies).with_trust_roots(trust_roots);
+    let mut snapshot = PolicySnapshot::build_with_texts(policies, texts).with_trust_roots(trust_roots);
     snapshot.rejected.extend(unparsable);
     snapshot
 }
 
-/// Loads policy files given on the command line (files or folders).
-pub fn load_paths(paths: &[PathBuf]) -> Result<PolicySnapshot, FolderError> {
+/// Loads policy files given on the command line (files or folders), with policy texts read
+/// so far.
+pub fn load_paths(paths: &[PathBuf], texts: &PolicyTexts) -> Result<PolicySnapshot, FolderError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -103,21 +106,36 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<PolicySnapshot, FolderError> {
             files.push((path.clone(), text));
         }
     }
-    Ok(snapshot_from_files(&files))
+    Ok(snapshot_from_files(&files, texts))
 }
 
-/// Publishes the folder's policies now, then again whenever its contents change.
-pub async fn watch_folder(dir: PathBuf, handle: SnapshotHandle, interval: Duration) -> Result<(), FolderError> {
-    let (files, mut fingerprint) = read_folder(&dir)?;
-    handle.publish(snapshot_from_files(&files));
+/// Publishes the folder's policies now, then again whenever its contents or the policy texts
+/// they reference (`texts`) change.
+pub async fn watch_folder(
+    dir: PathBuf,
+    handle: SnapshotHandle,
+    mut texts: TextsReceiver,
+    interval: Duration,
+) -> Result<(), FolderError> {
+    let (mut files, mut fingerprint) = read_folder(&dir)?;
+    handle.publish(snapshot_from_files(&files, &texts.borrow_and_update()));
     let mut ticker = tokio::time::interval(interval);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Ok(()) = texts.changed() => {
+                let current_texts = texts.borrow_and_update().clone();
+                handle.publish(snapshot_from_files(&files, &current_texts));
+                continue;
+            }
+        }
         match read_folder(&dir) {
-            Ok((files, current)) if current != fingerprint => {
+            Ok((current_files, current)) if current != fingerprint => {
                 fingerprint = current;
+                files = current_files;
                 tracing::info!(folder = %dir.display(), "policy folder changed; reloading");
-                handle.publish(snapshot_from_files(&files));
+                let current_texts = texts.borrow().clone();
+                handle.publish(snapshot_from_files(&files, &current_texts));
             }
             Ok(_) => {}
             // Keep serving the last good snapshot; a half-written folder is not a reason to

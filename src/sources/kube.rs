@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 
 use super::SnapshotHandle;
+use super::policy_text::TextsReceiver;
 use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
 use crate::policy::snapshot::PolicySnapshot;
@@ -90,6 +91,8 @@ fn insert<T: DeserializeOwned>(into: &mut BTreeMap<String, T>, object: DynamicOb
 enum Change {
     Policy(Event<DynamicObject>),
     TrustRoot(Event<DynamicObject>),
+    /// Policy text from a ConfigMap or URL was read, or changed.
+    Texts,
     Failed,
 }
 
@@ -150,8 +153,9 @@ async fn report_status(api: &Api<DynamicObject>, snapshot: &PolicySnapshot, writ
     written.retain(|name, _| verdicts.iter().any(|(n, _)| n == name));
 }
 
-/// Watches ClusterImagePolicies and TrustRoots and publishes snapshots into `handle`.
-pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
+/// Watches ClusterImagePolicies and TrustRoots and publishes snapshots into `handle`,
+/// compiled with the policy texts from `texts` (and again whenever those change).
+pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle, texts: TextsReceiver) {
     let cip = resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies");
     let status_api: Api<DynamicObject> = Api::all_with(client.clone(), &cip);
     let mut written = WrittenStatus::new();
@@ -161,13 +165,18 @@ pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
         &resource("v1alpha1", "TrustRoot", "trustroots"),
         Change::TrustRoot,
     );
-    let mut changes = futures::stream::select(policies, roots).boxed();
+    let text_changes = futures::stream::unfold(texts.clone(), |mut texts| async move {
+        texts.changed().await.ok()?;
+        Some((Change::Texts, texts))
+    });
+    let mut changes = futures::stream::select(futures::stream::select(policies, roots), text_changes).boxed();
     let mut watched_policies: Watched<ClusterImagePolicy> = Watched::new("ClusterImagePolicy");
     let mut watched_roots: Watched<TrustRoot> = Watched::new("TrustRoot");
     while let Some(change) = changes.next().await {
         let changed = match change {
             Change::Policy(event) => watched_policies.apply(event),
             Change::TrustRoot(event) => watched_roots.apply(event),
+            Change::Texts => true,
             Change::Failed => {
                 // The watcher retries by itself; pacing keeps a down API server from being
                 // hammered.
@@ -176,7 +185,8 @@ pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle) {
             }
         };
         if changed && watched_policies.synced && watched_roots.synced {
-            let snapshot = PolicySnapshot::build(watched_policies.current.values().cloned())
+            let current_texts = texts.borrow().clone();
+            let snapshot = PolicySnapshot::build_with_texts(watched_policies.current.values().cloned(), &current_texts)
                 .with_trust_roots(watched_roots.current.values().cloned());
             let snapshot = handle.publish(snapshot);
             report_status(&status_api, &snapshot, &mut written).await;

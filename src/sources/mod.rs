@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod events;
 pub mod folder;
 pub mod kube;
+pub mod policy_text;
 pub mod trust_roots;
 
 use std::sync::Arc;
@@ -34,7 +35,10 @@ impl SnapshotHandle {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot (and returns it); the first call makes the handle ready.
+    /// Replaces the snapshot (and returns it). The first snapshot whose policy texts have all
+    /// been tried (read, or failed with a reason) makes the handle ready, so a restart does not
+    /// deny what a `configMapRef` or `remote` policy allows; once ready it stays ready, and a
+    /// policy added later denies until its text is read.
     pub fn publish(&self, snapshot: PolicySnapshot) -> Arc<PolicySnapshot> {
         for rejected in &snapshot.rejected {
             tracing::warn!(policy = %rejected.name, error = %rejected.error, "ClusterImagePolicy rejected; it is not enforced");
@@ -46,7 +50,14 @@ impl SnapshotHandle {
         );
         let snapshot = Arc::new(snapshot);
         self.current.store(snapshot.clone());
-        self.ready.store(true, Ordering::Release);
+        if snapshot.unread_texts == 0 {
+            self.ready.store(true, Ordering::Release);
+        } else if !self.is_ready() {
+            tracing::info!(
+                unread = snapshot.unread_texts,
+                "not ready until the policies' ConfigMap and remote texts have been read once"
+            );
+        }
         snapshot
     }
 

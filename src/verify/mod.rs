@@ -32,6 +32,7 @@ use crate::policy::program::{AuthorityMatch, PolicySignature};
 use crate::policy::reference::ImageRef;
 use crate::policy::rego::Verdict;
 use crate::policy::snapshot::AuthorityKind;
+use crate::registry::config::{ConfigFileError, ImageLocation, config_files};
 use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
 use crate::sources::cluster::ClusterAccess;
@@ -58,6 +59,8 @@ enum LayerKind {
 type VerifiedCache = moka::future::Cache<(String, String, String), Arc<(String, AuthorityMatch)>>;
 /// (registry/repository:tag) → digest.
 type DigestCache = moka::future::Cache<String, Arc<String>>;
+/// (registry/repository, digest, credential identity) → config files by platform.
+type ConfigCache = moka::future::Cache<(String, String, String), Arc<serde_json::Value>>;
 
 /// Settings of the verifier's caches.
 #[derive(Debug, Clone)]
@@ -100,6 +103,7 @@ pub struct RegistryVerifier {
     bundles: BundleCache,
     verified: VerifiedCache,
     digests: DigestCache,
+    configs: ConfigCache,
     /// Secrets and ServiceAccounts, when signet runs in a cluster.
     cluster: Option<ClusterAccess>,
     /// Credentials from `--registry-auth-file`, tried after the pod's own.
@@ -124,6 +128,7 @@ impl RegistryVerifier {
             bundles: cache(settings.cache_entries, settings.signature_ttl),
             verified: cache(settings.cache_entries, settings.signature_ttl),
             digests: cache(settings.cache_entries, settings.digest_ttl),
+            configs: cache(settings.cache_entries, settings.signature_ttl),
             cluster,
             keychain,
             metrics: None,
@@ -819,6 +824,37 @@ impl Verifier for RegistryVerifier {
                 .map_err(|e| e.to_string());
             self.count_lookup("digests", &missed);
             Ok(digest?.as_ref().clone())
+        })
+    }
+
+    /// Read with the pod's credentials and cached per credential identity, like digests; a
+    /// digest's config files never change, so the signature TTL only bounds memory.
+    fn config_files<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        digest: &'a str,
+        context: &'a RequestContext,
+    ) -> BoxFuture<'a, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let credentials = self.pod_keychain(context).await.for_registry(image.registry());
+            let key = (image.name(), digest.to_string(), credentials.identity());
+            let missed = AtomicBool::new(false);
+            let configs = self
+                .configs
+                .try_get_with(key, async {
+                    missed.store(true, Ordering::Relaxed);
+                    let location = ImageLocation {
+                        registry: image.registry(),
+                        repository: image.repository(),
+                        credentials: &credentials,
+                    };
+                    let files = config_files(&self.registry, &location, digest).await?;
+                    Ok::<_, ConfigFileError>(Arc::new(serde_json::to_value(files).unwrap_or_default()))
+                })
+                .await
+                .map_err(|e| e.to_string());
+            self.count_lookup("configs", &missed);
+            Ok(configs?.as_ref().clone())
         })
     }
 

@@ -25,6 +25,7 @@ use tough::{
 use super::trust::{TrustRoot, TrustRootError};
 use crate::api::cip::Authority;
 use crate::api::trustroot::{Remote, Repository, TrustRootSpec, decode_base64};
+use crate::registry::error_chain;
 
 /// policy-controller's defaults for `targets` and `trustedRootTarget`.
 pub const DEFAULT_TARGETS: &str = "targets";
@@ -277,20 +278,6 @@ impl Transport for HttpTransport {
         }
         Ok(Box::pin(stream::iter([Ok(Bytes::from(body))])))
     }
-}
-
-/// An error and its causes on one line ("error sending request: connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------

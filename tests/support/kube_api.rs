@@ -1,6 +1,6 @@
 //! A stand-in for the Kubernetes API server, because none can be installed on these
 //! machines: an in-test HTTP server that serves list and watch of ClusterImagePolicies, and
-//! GET of Secrets and ServiceAccounts, in the API's own JSON shapes.
+//! GET of Secrets, ServiceAccounts and ConfigMaps, in the API's own JSON shapes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,8 +20,8 @@ use tokio::sync::broadcast;
 #[derive(Default)]
 struct Objects {
     policies: Vec<Value>,
-    secrets: HashMap<(String, String), Value>,
-    service_accounts: HashMap<(String, String), Value>,
+    /// Secrets, ServiceAccounts and ConfigMaps by (plural resource, namespace, name).
+    namespaced: HashMap<(String, String, String), Value>,
     resource_version: u64,
 }
 
@@ -71,10 +71,9 @@ impl FakeApiServer {
                 "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies/{name}/status",
                 axum::routing::patch(patch_status),
             )
-            .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
             .route(
-                "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
-                get(service_account),
+                "/api/v1/namespaces/{namespace}/{resource}/{name}",
+                get(namespaced_object),
             )
             .fallback(not_found)
             .with_state(state.clone());
@@ -120,23 +119,31 @@ impl FakeApiServer {
             })
             .collect();
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "type": kind, "data": encoded});
-        self.state
-            .objects
-            .lock()
-            .expect("lock")
-            .secrets
-            .insert((namespace.into(), name.into()), secret);
+        self.put("secrets", namespace, name, Some(secret));
     }
 
     pub fn add_service_account(&self, namespace: &str, name: &str, pull_secrets: &[&str]) {
         let secrets: Vec<Value> = pull_secrets.iter().map(|s| json!({"name": s})).collect();
         let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}, "imagePullSecrets": secrets});
-        self.state
-            .objects
-            .lock()
-            .expect("lock")
-            .service_accounts
-            .insert((namespace.into(), name.into()), account);
+        self.put("serviceaccounts", namespace, name, Some(account));
+    }
+
+    /// Creates or replaces a ConfigMap; `None` deletes it.
+    pub fn put_config_map(&self, namespace: &str, name: &str, data: Option<&[(&str, &str)]>) {
+        let config_map = data.map(|data| {
+            let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data})
+        });
+        self.put("configmaps", namespace, name, config_map);
+    }
+
+    fn put(&self, resource: &str, namespace: &str, name: &str, object: Option<Value>) {
+        let key = (resource.to_string(), namespace.to_string(), name.to_string());
+        let mut objects = self.state.objects.lock().expect("lock");
+        match object {
+            Some(object) => objects.namespaced.insert(key, object),
+            None => objects.namespaced.remove(&key),
+        };
     }
 
     /// The Events created so far.
@@ -225,39 +232,23 @@ fn tokio_stream_from(
     .boxed()
 }
 
-async fn secret(State(state): State<ApiState>, UrlPath((namespace, name)): UrlPath<(String, String)>) -> Response {
-    state
-        .requests
-        .lock()
-        .expect("lock")
-        .push(format!("secrets/{namespace}/{name}"));
-    let found = state
-        .objects
-        .lock()
-        .expect("lock")
-        .secrets
-        .get(&(namespace, name.clone()))
-        .cloned();
-    found.map_or_else(|| missing("secrets", &name), |s| axum::Json(s).into_response())
-}
-
-async fn service_account(
+async fn namespaced_object(
     State(state): State<ApiState>,
-    UrlPath((namespace, name)): UrlPath<(String, String)>,
+    UrlPath((namespace, resource, name)): UrlPath<(String, String, String)>,
 ) -> Response {
     state
         .requests
         .lock()
         .expect("lock")
-        .push(format!("serviceaccounts/{namespace}/{name}"));
+        .push(format!("{resource}/{namespace}/{name}"));
     let found = state
         .objects
         .lock()
         .expect("lock")
-        .service_accounts
-        .get(&(namespace, name.clone()))
+        .namespaced
+        .get(&(resource.clone(), namespace, name.clone()))
         .cloned();
-    found.map_or_else(|| missing("serviceaccounts", &name), |s| axum::Json(s).into_response())
+    found.map_or_else(|| missing(&resource, &name), |o| axum::Json(o).into_response())
 }
 
 async fn patch_status(
