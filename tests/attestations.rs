@@ -220,7 +220,8 @@ async fn keyless_attestations_from_sigstore_js() {
 }
 
 /// A CIP-level `spec.policy` sees what the authority verified: its attestations by name,
-/// each with its predicate type and the signature's id.
+/// each with its predicate type, the signature's id and the signed statement (`payload`,
+/// base64, as policy-controller passes it).
 #[tokio::test]
 async fn spec_policy_reads_the_verified_attestations() {
     if !require_tools() {
@@ -232,10 +233,11 @@ async fn spec_policy_reads_the_verified_attestations() {
     let digest = build_image(&registry, "cip/app", "v1", "cip");
     let provenance = statement_with("cip/app", &digest, SLSA1, &json!({}));
     attest_legacy(&registry, "cip/app", &digest, &key, &provenance, None).await;
+    let digest_hex = digest.trim_start_matches("sha256:");
     let args = ["--insecure-registry", &host];
     let policy = |name: &str, predicate_type: &str| {
         format!(
-            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{host}/cip/**\"\n  authorities:\n  - name: builder\n{}    attestations:\n    - name: provenance\n      predicateType: {SLSA1}\n  policy:\n    type: rego\n    data: |\n      package sigstore\n      default isCompliant = false\n      isCompliant {{\n        att := input.authorityMatches.builder.attestations.provenance[0]\n        att.predicateType == \"{predicate_type}\"\n        count(att.id) == 64\n      }}\n",
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{host}/cip/**\"\n  authorities:\n  - name: builder\n{}    attestations:\n    - name: provenance\n      predicateType: {SLSA1}\n  policy:\n    type: rego\n    data: |\n      package sigstore\n      default isCompliant = false\n      isCompliant {{\n        att := input.authorityMatches.builder.attestations.provenance[0]\n        att.predicateType == \"{predicate_type}\"\n        count(att.id) == 64\n        statement := json.unmarshal(base64.decode(att.payload))\n        statement.subject[0].digest.sha256 == \"{digest_hex}\"\n      }}\n",
             key_yaml(&key)
         )
     };

@@ -325,6 +325,53 @@ async fn private_ca_chains_expiry_eku_issuer_and_ca_leaves() {
     );
 }
 
+/// A `spec.policy` sees the GitHub workflow extensions of the signing certificate under
+/// policy-controller's names (`githubWorkflowRepo`, `githubWorkflowTrigger`, ...): a release
+/// signed from the right repository on a tag push passes, one from a fork is denied with the
+/// policy's own error naming what the certificate said.
+#[tokio::test]
+async fn spec_policy_sees_the_github_workflow_extensions() {
+    let Some(setup) = private_setup() else { return };
+    let workflow = |repo: &str, trigger: &str| {
+        LeafOptions::uri(
+            &format!("https://github.com/{repo}/.github/workflows/release.yml@refs/tags/v1"),
+            ISSUER,
+        )
+        .raw_extension("1.3.6.1.4.1.57264.1.2", trigger)
+        .raw_extension("1.3.6.1.4.1.57264.1.3", "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3")
+        .raw_extension("1.3.6.1.4.1.57264.1.4", "release")
+        .raw_extension("1.3.6.1.4.1.57264.1.5", repo)
+        .raw_extension("1.3.6.1.4.1.57264.1.6", "refs/tags/v1")
+    };
+    setup.sign("gh/release", "v1", workflow("org/repo", "push"));
+    setup.sign("gh/fork", "v1", workflow("fork/repo", "pull_request"));
+
+    let rego = [
+        "package sigstore",
+        "isCompliant[r] {",
+        "  s := input.authorityMatches.ci.signatures[0]",
+        "  expected := {\"githubWorkflowRepo\": \"org/repo\", \"githubWorkflowTrigger\": \"push\", \"githubWorkflowRef\": \"refs/tags/v1\", \"githubWorkflowName\": \"release\", \"githubWorkflowSha\": \"a94a8fe5ccb19ba61c4c0873d391e987982fbbd3\"}",
+        "  wrong := [k | expected[k] != object.get(s, k, \"\")]",
+        "  r := {\"result\": count(wrong) == 0, \"error\": sprintf(\"built by %s on %s\", [s.githubWorkflowRepo, s.githubWorkflowTrigger]), \"warning\": \"\"}",
+        "}",
+    ];
+    let rego: String = rego.iter().map(|l| format!("      {l}\n")).collect();
+    let extra = format!("      insecureIgnoreSCT: true\n  policy:\n    type: rego\n    data: |\n{rego}");
+    let identity = format!("subjectRegExp: \"^https://github\\\\.com/\"\n        issuer: \"{ISSUER}\"");
+    let dir = policy_dir(&[&keyless_policy("from-org-repo", &identity, &extra)]);
+    let args = setup.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let signet = Signet::start(dir.path(), &args).await;
+    let host = setup.registry.host();
+
+    let release = decide(&signet, dir.path(), &format!("{host}/gh/release:v1"), &args).await;
+    assert!(release.0, "{}", release.1);
+    assert_denied(
+        &decide(&signet, dir.path(), &format!("{host}/gh/fork:v1"), &args).await,
+        &["from-org-repo", "built by fork/repo on pull_request"],
+    );
+}
+
 #[tokio::test]
 async fn another_root_ca_cert_and_trust_root_resources() {
     let Some(setup) = private_setup() else { return };

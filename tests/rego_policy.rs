@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use signet::api::{Document, parse_documents};
 use signet::policy::snapshot::PolicySnapshot;
-use signet_server::{Signet, assert_denied, decide, key_policy, policy_dir, review_for};
-use support::{Registry, SignOptions, TestKey, build_image, build_multiarch_index, require_tools, sign_image};
+use signet_server::{Signet, assert_allowed, assert_denied, decide, key_policy, pod_review, policy_dir, review_for};
+use support::{
+    Registry, SignOptions, TestKey, attach_bundle, attest_legacy, build_image, build_multiarch_index, keyed_bundle,
+    require_tools, sign_image, statement_with, trusted_root_json,
+};
 
 fn fixture_dir() -> Option<PathBuf> {
     let root = std::env::var_os("SIGNET_FIXTURES")
@@ -75,10 +78,7 @@ fn fixture_policies_load_or_are_rejected_for_cue() {
                 rejected.error
             );
         }
-        let rego = text
-            .replace("type: cue", "type: rego")
-            .replace("type: \"cue\"", "type: rego");
-        let rego = replace_policy_bodies(&rego);
+        let rego = cue_to_rego(text, |_| "package sigstore\nisCompliant = true".to_string());
         let loaded = snapshot(name, &rego);
         assert!(loaded.rejected.is_empty(), "{name}: {:?}", loaded.rejected);
         for policy in &loaded.policies {
@@ -101,10 +101,15 @@ fn fixture_policies_load_or_are_rejected_for_cue() {
     }
 }
 
-/// Replaces each `data: |` block (the CUE text) by a Rego policy with the same indentation.
-fn replace_policy_bodies(text: &str) -> String {
+/// The fixture with every CUE policy turned into Rego: `type: rego`, and each `data: |` block
+/// replaced, in order, by `rego(i)` (the i-th policy body) with the same indentation.
+fn cue_to_rego(text: &str, rego: impl Fn(usize) -> String) -> String {
+    let text = text
+        .replace("type: cue", "type: rego")
+        .replace("type: \"cue\"", "type: rego");
     let mut out = Vec::new();
     let mut skipping: Option<usize> = None;
+    let mut bodies = 0;
     for line in text.lines() {
         let indent = line.len() - line.trim_start().len();
         if let Some(body) = skipping {
@@ -116,12 +121,36 @@ fn replace_policy_bodies(text: &str) -> String {
         out.push(line.to_string());
         if is_policy_data(line, &out) {
             let pad = " ".repeat(indent + 2);
-            out.push(format!("{pad}package sigstore"));
-            out.push(format!("{pad}isCompliant = true"));
+            out.extend(rego(bodies).lines().map(|l| format!("{pad}{l}")));
+            bodies += 1;
             skipping = Some(indent + 2);
         }
     }
     out.join("\n") + "\n"
+}
+
+/// The fixture with each PEM public key replaced by `pem`, at the same indentation.
+fn with_public_key(text: &str, pem: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_key = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed == "-----BEGIN PUBLIC KEY-----" {
+            let pad = &line[..line.len() - line.trim_start().len()];
+            out.extend(pem.lines().map(|l| format!("{pad}{l}")));
+            in_key = true;
+        } else if !in_key {
+            out.push(line.to_string());
+        }
+        if trimmed == "-----END PUBLIC KEY-----" {
+            in_key = false;
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+fn read_fixture(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// A `data: |` under a `policy:` (not a key's PEM data).
@@ -267,4 +296,176 @@ async fn fetch_config_file_gives_the_policy_every_platforms_config() {
         blobs,
         "config files are cached per digest"
     );
+}
+
+/// Two of policy-controller's attestation fixtures, as written except for what cannot carry
+/// over: the key is the test's, the CUE bodies are translated into Rego by hand (same checks),
+/// and the SBOM example's `**` glob is narrowed to `**sbom**` so the two policies do not both
+/// match every image. The key fixture (`.att` layout, with a Rekor SET for its `ctlog`)
+/// admits the custom predicate it asks for, denies another one with its policy's own error,
+/// and denies a signed image without attestations by the attestation's name; the SBOM example
+/// (a bundle attached as a referrer, predicate type short name `spdxjson`) admits an SPDX
+/// attestation and denies an image that only has provenance.
+#[tokio::test]
+async fn fixture_attestation_policies_decide_as_their_cue_intends() {
+    let Some(fixtures) = fixture_dir() else { return };
+    if !require_tools() {
+        return;
+    }
+    const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
+    const SPDX: &str = "https://spdx.dev/Document";
+    let custom_rego = format!(
+        "package sigstore\ndefault isCompliant = {{\"result\": false, \"error\": \"the custom predicate's Data is not 'foobar key e2e test'\"}}\nisCompliant = {{\"result\": true}} {{\n  input.predicateType == \"{CUSTOM}\"\n  input.predicate.Data == \"foobar key e2e test\"\n}}"
+    );
+    let spdx_rego = format!(
+        "package sigstore\ndefault isCompliant = {{\"result\": false, \"error\": \"not an SPDX document\"}}\nisCompliant = {{\"result\": true}} {{\n  input.predicateType == \"{SPDX}\"\n}}"
+    );
+    let registry = Registry::plain();
+    let host = registry.host();
+    let key = TestKey::generate();
+    let rekor = TestKey::generate();
+    let custom = |data: &str| json!({"Data": data, "Timestamp": "2026-11-30T10:00:00Z"});
+
+    let good = build_image(&registry, "demo/good", "v1", "good");
+    let statement = statement_with("demo/good", &good, CUSTOM, &custom("foobar key e2e test"));
+    attest_legacy(&registry, "demo/good", &good, &key, &statement, Some(&rekor)).await;
+    let other = build_image(&registry, "demo/other", "v1", "other");
+    let statement = statement_with("demo/other", &other, CUSTOM, &custom("something else"));
+    attest_legacy(&registry, "demo/other", &other, &key, &statement, Some(&rekor)).await;
+    let bare = build_image(&registry, "demo/bare", "v1", "bare");
+    sign_image(&registry, "demo/bare", &bare, &key, &SignOptions::default()).await;
+    let sbom = build_image(&registry, "sbom/app", "v1", "sbom");
+    let statement = statement_with("sbom/app", &sbom, SPDX, &json!({"spdxVersion": "SPDX-2.3"}));
+    attach_bundle(
+        &registry,
+        "sbom/app",
+        &sbom,
+        &keyed_bundle(&key, &rekor, &statement, None),
+    )
+    .await;
+    let provenance_only = build_image(&registry, "sbom/provenance-only", "v1", "provenance only");
+    let statement = statement_with(
+        "sbom/provenance-only",
+        &provenance_only,
+        "https://slsa.dev/provenance/v1",
+        &json!({}),
+    );
+    attach_bundle(
+        &registry,
+        "sbom/provenance-only",
+        &provenance_only,
+        &keyed_bundle(&key, &rekor, &statement, None),
+    )
+    .await;
+
+    let key_fixture = read_fixture(&fixtures, "e2e__cip-key-with-attestations.yaml");
+    let key_fixture = cue_to_rego(&with_public_key(&key_fixture, &key.public_pem()), |_| {
+        custom_rego.clone()
+    });
+    let sbom_fixture = read_fixture(&fixtures, "examples__custom-key-attestation-sbom-spdxjson.yaml");
+    let sbom_fixture = cue_to_rego(&with_public_key(&sbom_fixture, &key.public_pem()), |_| {
+        spdx_rego.clone()
+    })
+    .replace("glob: \"**\"", "glob: \"**sbom**\"");
+    let dir = policy_dir(&[&key_fixture, &sbom_fixture]);
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("trusted_root.json");
+    std::fs::write(&root, trusted_root_json(&rekor)).unwrap();
+    let args = ["--insecure-registry", &host, "--trust-root", root.to_str().unwrap()];
+    let signet = Signet::start(dir.path(), &args).await;
+    let image = |repo: &str| format!("{host}/{repo}:v1");
+
+    assert_allowed(&decide(&signet, dir.path(), &image("demo/good"), &args).await);
+    assert_denied(
+        &decide(&signet, dir.path(), &image("demo/other"), &args).await,
+        &[
+            "image-policy-key-with-attestations",
+            "attestation \"custom-match-predicate\" failed its policy",
+            "the custom predicate's Data is not 'foobar key e2e test'",
+        ],
+    );
+    assert_denied(
+        &decide(&signet, dir.path(), &image("demo/bare"), &args).await,
+        &[&format!(
+            "attestation \"custom-match-predicate\": no verified attestation of type {CUSTOM}"
+        )],
+    );
+    assert_allowed(&decide(&signet, dir.path(), &image("sbom/app"), &args).await);
+    assert_denied(
+        &decide(&signet, dir.path(), &image("sbom/provenance-only"), &args).await,
+        &[
+            "custom-key-attestation-sbom-spdxjson",
+            &format!("attestation \"must-have-spdxjson\": no verified attestation of type {SPDX}"),
+        ],
+    );
+    let log = std::fs::read_to_string(&signet.log).unwrap_or_default();
+    assert!(
+        log.contains("the short name \\\"spdxjson\\\" is deprecated")
+            || log.contains("the short name \"spdxjson\" is deprecated"),
+        "the short name is warned about: {log}"
+    );
+}
+
+/// Pathological `spec.policy` texts, each behind a static authority: a comprehension of a
+/// billion elements, a range past the builtin's cap, an `isCompliant` output far past 64 KiB
+/// and the longest rule chain a policy may hold. Sent at once with a harmless policy's review:
+/// each pathological one is denied naming the limit it hit, the chain is evaluated within the
+/// deadline, the harmless one is admitted, and the server goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathological_policies_are_denied_and_the_server_keeps_serving() {
+    let chain_depth = 4_900;
+    let chain: String = (0..chain_depth).map(|i| format!("r{i} = r{} + 1\n", i + 1)).collect();
+    let policies = [
+        ("slow", "isCompliant { count([x | some i, j, k; numbers.range(1, 1000)[i]; numbers.range(1, 1000)[j]; numbers.range(1, 1000)[k]; x := i]) > 0 }".to_string()),
+        ("range", "isCompliant { count(numbers.range(1, 1000000000000)) > 0 }".to_string()),
+        ("huge", "isCompliant := {\"result\": false, \"error\": concat(\"\", [\"xxxxxxxxxx\" | numbers.range(1, 100000)[_]])}".to_string()),
+        ("chain", format!("isCompliant {{ r0 > 0 }}\n{chain}r{chain_depth} = 1")),
+        ("fine", "isCompliant = true".to_string()),
+    ];
+    let texts: Vec<String> = policies
+        .iter()
+        .map(|(name, body)| {
+            let rego: String = format!("package sigstore\n{body}\n").lines().map(|l| format!("      {l}\n")).collect();
+            format!(
+                "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"registry.example/{name}/**\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n    data: |\n{rego}"
+            )
+        })
+        .collect();
+    let dir = policy_dir(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+    let signet = Signet::start(dir.path(), &[]).await;
+
+    let started = std::time::Instant::now();
+    let signet = &signet;
+    let answers = futures::future::join_all(policies.iter().map(|(name, _)| async move {
+        let review = pod_review(&format!("u-{name}"), &[&format!("registry.example/{name}/app:v1")]);
+        let answer = signet.review("validate", &review).await;
+        (*name, answer, started.elapsed())
+    }))
+    .await;
+    for (name, answer, took) in &answers {
+        eprintln!("{name}: answered after {took:?}: {}", answer["status"]["message"]);
+        let message = answer["status"]["message"].as_str().unwrap_or_default();
+        match *name {
+            "fine" => assert_eq!(answer["allowed"], true, "{answer}"),
+            "chain" => assert!(answer["allowed"] == true || message.contains("rego"), "{answer}"),
+            "slow" => assert!(message.contains("rego evaluation"), "{answer}"),
+            "range" => assert!(
+                message.contains("more than signet allows") && !message.contains('\n'),
+                "{answer}"
+            ),
+            _ => assert!(message.contains("rego policy output is too large"), "{answer}"),
+        }
+        if *name != "fine" && *name != "chain" {
+            assert_eq!(answer["allowed"], false, "{answer}");
+            assert!(
+                message.contains(&format!("policy \"{name}\" failed: spec.policy")),
+                "{answer}"
+            );
+        }
+        assert!(*took < std::time::Duration::from_secs(5), "{name} took {took:?}");
+    }
+    let after = signet
+        .review("validate", &pod_review("u-after", &["registry.example/fine/app:v2"]))
+        .await;
+    assert_eq!(after["allowed"], true, "the server keeps serving: {after}");
 }

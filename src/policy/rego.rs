@@ -194,7 +194,11 @@ impl RegoPolicy {
         engine.set_input(Value::from(input.clone()));
         match engine.eval_rule(RULE.to_string()) {
             Ok(value) => verdict(&value),
-            Err(e) => Verdict::deny(format!("rego evaluation failed: {}", truncate(&e.to_string()))),
+            // regorus points at the source over several lines; an admission message is one.
+            Err(e) => {
+                let error = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                Verdict::deny(format!("rego evaluation failed: {}", truncate(&error)))
+            }
         }
     }
 

@@ -102,12 +102,7 @@ pub fn verify_blob(
             };
             let signature = layer.signature.as_deref().unwrap_or_default();
             let verified = requirements.check(&layer, signature)?;
-            Ok(format!(
-                "certificate for {} issued by {:?}, {}",
-                verified.subjects.join(", "),
-                verified.issuer,
-                verified.logged
-            ))
+            Ok(format!("{}, {}", verified.identity.describe(), verified.logged))
         }
     }
 }

@@ -19,7 +19,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::dsse::Envelope;
-use super::keyless::KeylessRequirements;
+use super::keyless::{CertificateIdentity, KeylessRequirements};
 use super::keys::{HashAlgorithm, PublicKey};
 use super::merkle::{InclusionProof, check_checkpoint_matches, leaf_hash, verify_checkpoint, verify_inclusion};
 use super::rekor::{BundlePayload, verify_set};
@@ -139,7 +139,7 @@ pub struct Verified {
     /// The times the signature is proven to have existed at (log and timestamp authorities).
     pub times: Vec<OffsetDateTime>,
     /// For certificates: the OIDC issuer and subjects.
-    pub identity: Option<(String, Vec<String>)>,
+    pub identity: Option<CertificateIdentity>,
     /// For DSSE bundles: the envelope, whose statement the caller may judge.
     pub envelope: Option<Envelope>,
     pub log: String,
@@ -148,7 +148,7 @@ pub struct Verified {
 impl Verified {
     pub fn describe(&self) -> String {
         let who = match &self.identity {
-            Some((issuer, subjects)) => format!("certificate for {} issued by {issuer:?}", subjects.join(", ")),
+            Some(identity) => identity.describe(),
             None => "key".to_string(),
         };
         format!("{who}, logged in {}", self.log)
@@ -660,7 +660,7 @@ fn verify_proof(entry: &LogEntry, proof: &Proof, log: &super::trust::LogKey, ver
 
 /// The key that must have made the signature: the verifier's own key, or a certificate's
 /// key once the certificate passes every keyless check at every verified time.
-type SigningKey = (PublicKey, Option<Vec<u8>>, Option<(String, Vec<String>)>);
+type SigningKey = (PublicKey, Option<Vec<u8>>, Option<CertificateIdentity>);
 
 fn signing_key(bundle: &Bundle, signer: &Signer, times: &[OffsetDateTime]) -> Result<SigningKey, BundleError> {
     match (&bundle.material, signer) {

@@ -4,6 +4,8 @@
 //! policy's identities. The Rekor entry must be about this signature and this certificate —
 //! checks the `sigstore` crate skips on this path.
 
+use std::collections::BTreeMap;
+
 use regex::Regex;
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
@@ -21,6 +23,15 @@ use crate::api::cip::Identity;
 /// Fulcio's issuer extensions: `.1.8` holds a DER UTF8String, the older `.1.1` raw bytes.
 const ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 const ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+/// Fulcio's (deprecated, raw-bytes) GitHub workflow extensions, by the field name
+/// policy-controller gives them in a `spec.policy`'s input.
+const GITHUB_EXTENSIONS: [(&str, &str); 5] = [
+    ("1.3.6.1.4.1.57264.1.2", "githubWorkflowTrigger"),
+    ("1.3.6.1.4.1.57264.1.3", "githubWorkflowSha"),
+    ("1.3.6.1.4.1.57264.1.4", "githubWorkflowName"),
+    ("1.3.6.1.4.1.57264.1.5", "githubWorkflowRepo"),
+    ("1.3.6.1.4.1.57264.1.6", "githubWorkflowRef"),
+];
 const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// Longest chain walked from leaf to root; Fulcio's is two.
 const MAX_CHAIN: usize = 5;
@@ -37,9 +48,27 @@ pub struct KeylessRequirements<'a> {
 /// What a verified keyless signature was.
 #[derive(Debug)]
 pub struct KeylessSignature {
+    pub identity: CertificateIdentity,
+    pub logged: String,
+}
+
+/// Who a certificate names: the OIDC issuer, the subjects (SANs), and the GitHub workflow
+/// extensions (by policy-controller's field name) when Fulcio wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateIdentity {
     pub issuer: String,
     pub subjects: Vec<String>,
-    pub logged: String,
+    pub github: BTreeMap<String, String>,
+}
+
+impl CertificateIdentity {
+    pub fn describe(&self) -> String {
+        format!(
+            "certificate for {} issued by {:?}",
+            self.subjects.join(", "),
+            self.issuer
+        )
+    }
 }
 
 impl KeylessRequirements<'_> {
@@ -84,23 +113,22 @@ impl KeylessRequirements<'_> {
             .map(pem_certificates)
             .transpose()?
             .unwrap_or_default();
-        let (issuer, subjects) = self.check_certificate(&leaf, &chain_extra, &[signed_at])?;
+        let identity = self.check_certificate(&leaf, &chain_extra, &[signed_at])?;
         Ok(KeylessSignature {
-            issuer,
-            subjects,
+            identity,
             logged: format!("logged in {} at index {} ({signed_at})", entry.log_url, entry.log_index),
         })
     }
 
     /// The certificate checks shared by every keyless format, once the signature is known to
     /// be the certificate's: a code-signing leaf chaining to a trusted CA at each verified
-    /// time, an SCT (unless waived) and a policy identity. Returns the issuer and subjects.
+    /// time, an SCT (unless waived) and a policy identity. Returns who the certificate names.
     pub fn check_certificate(
         &self,
         leaf: &X509Certificate,
         chain_extra: &[Vec<u8>],
         verified_times: &[OffsetDateTime],
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> Result<CertificateIdentity, String> {
         check_leaf(leaf)?;
         let mut issuer_spki = None;
         for at in verified_times {
@@ -112,7 +140,7 @@ impl KeylessRequirements<'_> {
         }
         let found = identity_of(leaf)?;
         self.match_identity(&found)?;
-        Ok((found.issuer, found.subjects))
+        Ok(found)
     }
 
     /// Walks from the leaf to a trusted root, every certificate valid at `at`; returns the
@@ -133,7 +161,7 @@ impl KeylessRequirements<'_> {
         Err(last_error)
     }
 
-    fn match_identity(&self, found: &FoundIdentity) -> Result<(), String> {
+    fn match_identity(&self, found: &CertificateIdentity) -> Result<(), String> {
         for identity in self.identities {
             if matches(
                 identity.issuer.as_deref(),
@@ -191,12 +219,7 @@ fn matches(exact: Option<&str>, regexp: Option<&str>, values: &[String]) -> Resu
     }
 }
 
-struct FoundIdentity {
-    issuer: String,
-    subjects: Vec<String>,
-}
-
-fn identity_of(leaf: &X509Certificate) -> Result<FoundIdentity, String> {
+fn identity_of(leaf: &X509Certificate) -> Result<CertificateIdentity, String> {
     let mut subjects = Vec::new();
     if let Ok(Some(san)) = leaf.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -216,11 +239,25 @@ fn identity_of(leaf: &X509Certificate) -> Result<FoundIdentity, String> {
     if subjects.is_empty() {
         return Err("the certificate has no subject alternative name to match".to_string());
     }
-    Ok(FoundIdentity {
+    Ok(CertificateIdentity {
         issuer: issuer_of(leaf)
             .ok_or("the certificate has no Fulcio issuer extension (1.3.6.1.4.1.57264.1.8 or .1.1)")?,
         subjects,
+        github: github_extensions(leaf),
     })
+}
+
+/// The GitHub workflow extensions present, as text; a value that is not UTF-8 is left out.
+fn github_extensions(leaf: &X509Certificate) -> BTreeMap<String, String> {
+    GITHUB_EXTENSIONS
+        .iter()
+        .filter_map(|(oid, field)| {
+            let oid: Oid = oid.parse().ok()?;
+            let extension = leaf.iter_extensions().find(|e| e.oid == oid)?;
+            let value = String::from_utf8(extension.value.to_vec()).ok()?;
+            Some((field.to_string(), value))
+        })
+        .collect()
 }
 
 fn issuer_of(leaf: &X509Certificate) -> Option<String> {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
 use futures::future::BoxFuture;
 
 use crate::api::cip::{Authority, Identity, KeyRef, KeylessRef};
@@ -37,7 +38,7 @@ use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
 use crate::sources::cluster::ClusterAccess;
 use cosign::{FetchError, SignatureLayer, SignatureLocation, fetch_attestations, fetch_signatures, parse_payload};
-use keyless::KeylessRequirements;
+use keyless::{CertificateIdentity, KeylessRequirements};
 use keys::{HashAlgorithm, PublicKey};
 use rekor::{EntryExpectation, verify_bundle};
 use trust::{CertificateAuthority, TrustRoot};
@@ -336,6 +337,9 @@ impl RegistryVerifier {
                         passed.push(format!("attestation {:?} ({}{warning})", wanted.name, candidate.detail));
                         let mut entry = serde_json::to_value(&candidate.signature).unwrap_or_default();
                         entry["predicateType"] = candidate.statement.predicate_type.clone().into();
+                        entry["payload"] = base64::engine::general_purpose::STANDARD
+                            .encode(&candidate.payload)
+                            .into();
                         matched.insert(wanted.name.clone(), vec![entry]);
                         denials.clear();
                         break;
@@ -379,14 +383,9 @@ impl RegistryVerifier {
             for (source, parsed) in parsed {
                 let outcome = parsed
                     .map_err(|e| e.to_string())
-                    .and_then(|bundle| self.verify_statement(&bundle, checker, check));
+                    .and_then(|bundle| self.verify_statement(&source, &bundle, checker, check));
                 match outcome {
-                    Ok((statement, json, found)) => verified.push(VerifiedStatement {
-                        statement,
-                        json,
-                        detail: format!("{source}: {}", found.describe()),
-                        signature: policy_signature(&source, found.identity.as_ref()),
-                    }),
+                    Ok(statement) => verified.push(statement),
                     Err(why) => failures.push(format!("{source}: {why}")),
                 }
             }
@@ -397,17 +396,24 @@ impl RegistryVerifier {
     /// Verifies one DSSE bundle for the authority and returns its statement.
     fn verify_statement(
         &self,
+        source: &str,
         bundle: &bundle::Bundle,
         checker: &Checker,
         check: &AuthorityCheck<'_>,
-    ) -> Result<(dsse::Statement, serde_json::Value, bundle::Verified), String> {
+    ) -> Result<VerifiedStatement, String> {
         let bundle::Content::Dsse(envelope) = &bundle.content else {
             return Err("not a DSSE envelope".to_string());
         };
         let verified = self.verify_bundle_for(bundle, checker, check)?;
         let statement = envelope.statement().map_err(|e| e.to_string())?;
         let json = serde_json::from_slice(&envelope.payload).map_err(|e| format!("the statement: {e}"))?;
-        Ok((statement, json, verified))
+        Ok(VerifiedStatement {
+            statement,
+            json,
+            payload: envelope.payload.clone(),
+            detail: format!("{source}: {}", verified.describe()),
+            signature: policy_signature(source, verified.identity.as_ref()),
+        })
     }
 
     /// How a `key` authority checks a signature: its key and hash.
@@ -643,13 +649,8 @@ impl RegistryVerifier {
             }
             Checker::Keyless(keyless) => {
                 let verified = keyless.requirements().check(layer, signature)?;
-                let detail = format!(
-                    "certificate for {} issued by {:?}, {}",
-                    verified.subjects.join(", "),
-                    verified.issuer,
-                    verified.logged
-                );
-                (detail, Some((verified.issuer, verified.subjects)))
+                let detail = format!("{}, {}", verified.identity.describe(), verified.logged);
+                (detail, Some(verified.identity))
             }
         };
         check_claims(layer, check.digest, &check.authority.spec)?;
@@ -722,10 +723,12 @@ fn unsupported_requirements(authority: &Authority) -> Result<(), String> {
     Ok(())
 }
 
-/// A verified in-toto statement, parsed and as JSON (what attestation policies read).
+/// A verified in-toto statement, parsed, as JSON (what attestation policies read) and as
+/// signed (the `payload` a `spec.policy` sees, as in policy-controller).
 struct VerifiedStatement {
     statement: dsse::Statement,
     json: serde_json::Value,
+    payload: Vec<u8>,
     detail: String,
     signature: PolicySignature,
 }
@@ -734,15 +737,13 @@ struct VerifiedStatement {
 type Found = (String, PolicySignature);
 
 /// policy-controller's view of a verified signature: its id (the layer or referrer digest)
-/// and, for certificates, the first subject and the issuer.
-fn policy_signature(id: &str, identity: Option<&(String, Vec<String>)>) -> PolicySignature {
+/// and, for certificates, the first subject, the issuer and the GitHub workflow extensions.
+fn policy_signature(id: &str, identity: Option<&CertificateIdentity>) -> PolicySignature {
     PolicySignature {
         id: id.trim_start_matches("sha256:").to_string(),
-        subject: identity
-            .and_then(|(_, subjects)| subjects.first().cloned())
-            .unwrap_or_default(),
-        issuer: identity.map(|(issuer, _)| issuer.clone()).unwrap_or_default(),
-        github: BTreeMap::new(),
+        subject: identity.and_then(|i| i.subjects.first().cloned()).unwrap_or_default(),
+        issuer: identity.map(|i| i.issuer.clone()).unwrap_or_default(),
+        github: identity.map(|i| i.github.clone()).unwrap_or_default(),
     }
 }
 

@@ -416,6 +416,14 @@ impl LeafOptions {
         }
     }
 
+    /// Adds extension `oid` whose value is exactly `value`'s bytes (as Fulcio writes its
+    /// deprecated GitHub workflow extensions).
+    pub fn raw_extension(mut self, oid: &str, value: &str) -> LeafOptions {
+        self.extra_extensions
+            .push(format!("{oid} = {}", der_hex(value.as_bytes())));
+        self
+    }
+
     /// Sets the validity window (unix seconds).
     pub fn valid(mut self, not_before: i64, not_after: i64) -> LeafOptions {
         self.not_before = Some(not_before);
