@@ -11,8 +11,8 @@ use base64::Engine as _;
 use serde_json::json;
 use signet_server::{Signet, assert_allowed, assert_denied, decide, policy_dir};
 use support::{
-    MockSigstore, Registry, SignOptions, TestKey, attach_bundle, attest_and_attach_with, attest_legacy, build_image,
-    keyed_bundle, require_tools, sign_image, statement_with, trusted_root_json,
+    MockSigstore, Registry, SignOptions, TestKey, attest_and_attach_with, attest_legacy, build_image,
+    image_with_bundled_attestation, require_tools, sign_image, statement_with, trusted_root_json,
 };
 
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
@@ -62,15 +62,7 @@ async fn keyed_attestations_in_both_layouts_are_judged_by_rego() {
         Some(&rekor),
     )
     .await;
-    let bundled = build_image(&registry, "att/bundled", "v1", "bundled");
-    let bundled_statement = statement_with("att/bundled", &bundled, SLSA1, &trusted);
-    attach_bundle(
-        &registry,
-        "att/bundled",
-        &bundled,
-        &keyed_bundle(&key, &rekor, &bundled_statement, None),
-    )
-    .await;
+    image_with_bundled_attestation(&registry, "att/bundled", &key, &rekor, SLSA1, &trusted).await;
     let evil = build_image(&registry, "att/evil", "v1", "evil");
     attest_legacy(
         &registry,

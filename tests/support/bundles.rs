@@ -158,6 +158,22 @@ pub async fn attach_bundle(reg: &Registry, repo: &str, digest: &str, bundle_json
     manifest_digest
 }
 
+/// Builds `repo:v1` and attaches a bundle with an in-toto statement of `predicate_type`
+/// about it, signed by `key` and logged by `rekor`. Returns the image digest.
+pub async fn image_with_bundled_attestation(
+    reg: &Registry,
+    repo: &str,
+    key: &TestKey,
+    rekor: &TestKey,
+    predicate_type: &str,
+    predicate: &Value,
+) -> String {
+    let digest = super::images::build_image(reg, repo, "v1", repo);
+    let statement = statement_with(repo, &digest, predicate_type, predicate);
+    attach_bundle(reg, repo, &digest, &keyed_bundle(key, rekor, &statement, None)).await;
+    digest
+}
+
 /// cosign's `.att` layout: `statement` in a DSSE envelope signed by `key`, pushed as a layer
 /// of the manifest at `sha256-<hex>.att`, with a Rekor bundle annotation (a dsse entry with
 /// a SET by `rekor`) when `rekor` is given.
