@@ -9,7 +9,7 @@ mod support;
 
 use base64::Engine as _;
 use serde_json::json;
-use signet_server::{Signet, assert_allowed, assert_denied, decide, policy_dir};
+use signet_server::{Signet, assert_allowed, assert_denied, decide, indent, policy_dir};
 use support::{
     MockSigstore, Registry, SignOptions, TestKey, attest_and_attach_with, attest_legacy, build_image,
     image_with_bundled_attestation, require_tools, sign_image, statement_with, trusted_root_json,
@@ -29,14 +29,14 @@ fn builder_rego() -> String {
 /// A policy whose authority (`authority_yaml`, indented four spaces) requires provenance
 /// attestations judged by [`builder_rego`].
 fn attestation_policy(name: &str, glob: &str, authority_yaml: &str) -> String {
-    let rego: String = builder_rego().lines().map(|l| format!("            {l}\n")).collect();
+    let rego = indent(&builder_rego(), 12);
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: builder\n{authority_yaml}    attestations:\n    - name: provenance\n      predicateType: {SLSA1}\n      policy:\n        type: rego\n        data: |\n{rego}"
     )
 }
 
 fn key_yaml(key: &TestKey) -> String {
-    let pem: String = key.public_pem().lines().map(|l| format!("        {l}\n")).collect();
+    let pem = indent(&key.public_pem(), 8);
     format!("    key:\n      data: |\n{pem}")
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use signet_server::{Signet, assert_denied, decide, policy_dir};
+use signet_server::{Signet, assert_denied, decide, indent, policy_dir};
 use support::{
     LeafOptions, MockSigstore, PrivateCa, Registry, SignOptions, TestKey, build_image, get_manifest, put_manifest,
     require_tools, sign_image, sign_keyless, sign_with_cert,
@@ -355,7 +355,7 @@ async fn spec_policy_sees_the_github_workflow_extensions() {
         "  r := {\"result\": count(wrong) == 0, \"error\": sprintf(\"built by %s on %s\", [s.githubWorkflowRepo, s.githubWorkflowTrigger]), \"warning\": \"\"}",
         "}",
     ];
-    let rego: String = rego.iter().map(|l| format!("      {l}\n")).collect();
+    let rego = indent(&rego.join("\n"), 6);
     let extra = format!("      insecureIgnoreSCT: true\n  policy:\n    type: rego\n    data: |\n{rego}");
     let identity = format!("subjectRegExp: \"^https://github\\\\.com/\"\n        issuer: \"{ISSUER}\"");
     let dir = policy_dir(&[&keyless_policy("from-org-repo", &identity, &extra)]);
@@ -397,12 +397,7 @@ async fn another_root_ca_cert_and_trust_root_resources() {
 
     // keyless.ca-cert names the right CA inside the policy (the Rekor key still comes from
     // the trust root).
-    let chain: String = setup
-        .ca
-        .chain_pem()
-        .lines()
-        .map(|l| format!("          {l}\n"))
-        .collect();
+    let chain = indent(&setup.ca.chain_pem(), 10);
     let with_ca = format!("{ignore}      ca-cert:\n        data: |\n{chain}");
     let dir = policy_dir(&[&keyless_policy("ca-cert", &identity, &with_ca)]);
     let signet = Signet::start(dir.path(), &args).await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::Digest;
-use signet_server::{Signet, assert_allowed, assert_denied, decide, pod_review, policy_dir};
+use signet_server::{Signet, assert_allowed, assert_denied, decide, pod_review, policy_dir, static_rego_policy};
 use support::FakeApiServer;
 
 const ALLOW: &str = "package sigstore\nisCompliant[r] {\n  input.authorityMatches[\"authority-0\"].static\n  r := {\"result\": true, \"error\": \"\", \"warning\": \"checked by the fetched policy\"}\n}\n";
@@ -69,14 +69,6 @@ impl PolicyServer {
     }
 }
 
-/// A static-pass ClusterImagePolicy whose `spec.policy` (Rego) is `source` (YAML, indented
-/// four spaces, e.g. a `remote:` or `configMapRef:` block).
-fn policy_with(name: &str, glob: &str, source: &str) -> String {
-    format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n{source}"
-    )
-}
-
 fn remote(url: &str, sha256: &str) -> String {
     format!("    remote:\n      url: {url}\n      sha256sum: {sha256}\n")
 }
@@ -95,22 +87,22 @@ async fn remote_policies_are_fetched_once_checked_by_sha256_and_decide() {
     .await;
     let url = |path: &str| format!("{}{path}", server.base);
     let policies = [
-        policy_with(
+        static_rego_policy(
             "fetched-allow",
             "**/allowed/**",
             &remote(&url("/allow.rego"), &sha256_hex(ALLOW)),
         ),
-        policy_with(
+        static_rego_policy(
             "fetched-deny",
             "**/denied/**",
             &remote(&url("/deny.rego"), &sha256_hex(&deny("the remote policy says no"))),
         ),
-        policy_with(
+        static_rego_policy(
             "wrong-digest",
             "**/tampered/**",
             &remote(&url("/allow-copy.rego"), &"0".repeat(64)),
         ),
-        policy_with(
+        static_rego_policy(
             "missing",
             "**/missing/**",
             &remote(&url("/gone.rego"), &sha256_hex(ALLOW)),

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use signet::api::{Document, parse_documents};
 use signet::policy::snapshot::PolicySnapshot;
-use signet_server::{Signet, assert_allowed, assert_denied, decide, key_policy, pod_review, policy_dir, review_for};
+use signet_server::{
+    Signet, assert_allowed, assert_denied, decide, indent, key_policy, pod_review, policy_dir, review_for,
+    static_rego_policy,
+};
 use support::{
     Registry, SignOptions, TestKey, attest_legacy, build_image, build_multiarch_index, image_with_bundled_attestation,
     require_tools, sign_image, statement_with, trusted_root_json,
@@ -185,7 +188,7 @@ async fn rego_spec_policy_decides_over_https() {
         "  r := {\"result\": approved == \"true\", \"error\": sprintf(\"pod %s lacks the label approved=true\", [input.metadata.name]), \"warning\": \"audited\"}",
         "}",
     ];
-    let rego: String = rego.iter().map(|l| format!("      {l}\n")).collect();
+    let rego = indent(&rego.join("\n"), 6);
     let mut policy = key_policy("approved-only", "**", &key.public_pem(), "");
     policy.push_str(&format!(
         "  policy:\n    type: rego\n    includeObjectMeta: true\n    data: |\n{rego}"
@@ -258,10 +261,11 @@ async fn fetch_config_file_gives_the_policy_every_platforms_config() {
         "  r := {\"result\": count(platforms) > 1, \"error\": sprintf(\"only %v; commands %v\", [platforms, commands]), \"warning\": sprintf(\"platforms %v\", [platforms])}",
         "}",
     ];
-    let rego: String = rego.iter().map(|l| format!("      {l}\n")).collect();
-    let policy = format!(
-        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: multi-platform-only\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n    fetchConfigFile: true\n    data: |\n{rego}"
+    let fields = format!(
+        "    fetchConfigFile: true\n    data: |\n{}",
+        indent(&rego.join("\n"), 6)
     );
+    let policy = static_rego_policy("multi-platform-only", "**", &fields);
     let dir = policy_dir(&[&policy]);
     let args = ["--insecure-registry", &registry.host()];
     let signet = Signet::start(dir.path(), &args).await;
@@ -414,10 +418,8 @@ async fn pathological_policies_are_denied_and_the_server_keeps_serving() {
     let texts: Vec<String> = policies
         .iter()
         .map(|(name, body)| {
-            let rego: String = format!("package sigstore\n{body}\n").lines().map(|l| format!("      {l}\n")).collect();
-            format!(
-                "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"registry.example/{name}/**\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n    data: |\n{rego}"
-            )
+            let fields = format!("    data: |\n{}", indent(&format!("package sigstore\n{body}"), 6));
+            static_rego_policy(name, &format!("registry.example/{name}/**"), &fields)
         })
         .collect();
     let dir = policy_dir(&texts.iter().map(String::as_str).collect::<Vec<_>>());

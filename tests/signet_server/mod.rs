@@ -263,10 +263,25 @@ pub fn static_policy(name: &str, glob: &str, action: &str, mode: &str) -> String
     )
 }
 
+/// `text` with every line indented by `spaces`, for a YAML block scalar.
+pub fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// A ClusterImagePolicy over `glob` with a passing static authority and a Rego `spec.policy`
+/// whose other fields are `policy_fields` (YAML indented four spaces: `data: |`, `remote:`,
+/// `configMapRef:`, `fetchConfigFile:`).
+pub fn static_rego_policy(name: &str, glob: &str, policy_fields: &str) -> String {
+    format!(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - static:\n      action: pass\n  policy:\n    type: rego\n{policy_fields}"
+    )
+}
+
 /// A ClusterImagePolicy with one `key` authority named `release-key`; `extra` is appended
 /// to the authority (YAML indented four spaces).
 pub fn key_policy(name: &str, glob: &str, public_pem: &str, extra: &str) -> String {
-    let indented: String = public_pem.lines().map(|l| format!("        {l}\n")).collect();
+    let indented = indent(public_pem, 8);
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release-key\n    key:\n      data: |\n{indented}{extra}"
     )
