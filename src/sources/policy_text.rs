@@ -22,7 +22,7 @@ use crate::registry::error_chain;
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// One fetch of a remote policy, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the snapshot is checked for new sources (a pointer comparison).
+/// How often the snapshot is checked for new sources.
 const POLL: Duration = Duration::from_secs(1);
 
 /// The texts read so far, shared with the snapshot builders.
@@ -159,14 +159,15 @@ impl Unreadable {
     }
 }
 
-/// Runs until the process ends: reads what the current snapshot needs whenever it changes and
-/// every `refresh`, and sends the texts when they differ from the last ones.
+/// Runs until the process ends: reads the sources the current snapshot names whenever that
+/// set changes and every `refresh`, and sends the texts when they differ from the last ones.
+/// (A snapshot rebuilt only because texts arrived names the same sources: no second read.)
 pub async fn keep_read(snapshots: SnapshotHandle, reader: PolicyTextReader, texts: TextsSender, refresh: Duration) {
-    let mut seen = None;
+    let mut read_sources: Option<BTreeSet<PolicySource>> = None;
     let mut last_read = Instant::now();
     loop {
         let current = snapshots.load();
-        let changed = seen.as_ref().is_none_or(|old| !Arc::ptr_eq(old, &current));
+        let changed = read_sources.as_ref() != Some(&current.policy_sources);
         let due = last_read.elapsed() >= refresh;
         let idle = current.policy_sources.is_empty() && texts.borrow().is_empty();
         if (changed || due) && !idle {
@@ -178,7 +179,7 @@ pub async fn keep_read(snapshots: SnapshotHandle, reader: PolicyTextReader, text
                 texts.send_replace(Arc::new(read));
             }
         }
-        seen = Some(current);
+        read_sources = Some(current.policy_sources.clone());
         tokio::time::sleep(POLL).await;
     }
 }

@@ -252,23 +252,23 @@ fn github_extensions(leaf: &X509Certificate) -> BTreeMap<String, String> {
     GITHUB_EXTENSIONS
         .iter()
         .filter_map(|(oid, field)| {
-            let oid: Oid = oid.parse().ok()?;
-            let extension = leaf.iter_extensions().find(|e| e.oid == oid)?;
-            let value = String::from_utf8(extension.value.to_vec()).ok()?;
+            let value = String::from_utf8(extension_value(leaf, oid)?.to_vec()).ok()?;
             Some((field.to_string(), value))
         })
         .collect()
 }
 
+/// The value bytes of the leaf's extension `oid`, if it has one.
+fn extension_value<'a>(leaf: &'a X509Certificate, oid: &str) -> Option<&'a [u8]> {
+    let oid: Oid = oid.parse().ok()?;
+    leaf.iter_extensions().find(|e| e.oid == oid).map(|e| e.value)
+}
+
 fn issuer_of(leaf: &X509Certificate) -> Option<String> {
-    let extension_value = |oid: &str| {
-        let oid: Oid = oid.parse().ok()?;
-        leaf.iter_extensions().find(|e| e.oid == oid).map(|e| e.value)
-    };
-    if let Some(value) = extension_value(ISSUER_V2) {
+    if let Some(value) = extension_value(leaf, ISSUER_V2) {
         return der_utf8_string(value);
     }
-    extension_value(ISSUER_V1).and_then(|raw| String::from_utf8(raw.to_vec()).ok())
+    extension_value(leaf, ISSUER_V1).and_then(|raw| String::from_utf8(raw.to_vec()).ok())
 }
 
 /// The text of a DER UTF8String, possibly inside an explicit `[0]` (as in otherName).
