@@ -13,12 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::admission::workload::ContainerImage;
 use crate::admission::{Admission, Endpoint};
 use crate::metrics::Metrics;
-use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
+use crate::policy::evaluate::{DEFAULT_IMAGES_AT_ONCE, NoMatchPolicy, RequestContext, ResourceInfo, evaluate};
 use crate::policy::program::PolicyTexts;
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::PolicySnapshot;
 use crate::registry::credentials::Keychain;
-use crate::registry::{RegistryClient, RegistryConfig};
+use crate::registry::{DEFAULT_MAX_CONCURRENT_OPERATIONS, RegistryClient, RegistryConfig};
 use crate::server::TlsSource;
 use crate::sources::cluster::ClusterAccess;
 use crate::sources::events::EventRecorder;
@@ -112,7 +112,8 @@ struct ServeArgs {
     policy_dir: Option<PathBuf>,
     /// How often policy text from a `configMapRef` is re-read, and a failed `remote` policy
     /// fetch retried (seconds).
-    #[arg(long, env = "SIGNET_POLICY_TEXT_REFRESH_SECONDS", default_value = "30")]
+    #[arg(long, env = "SIGNET_POLICY_TEXT_REFRESH_SECONDS", default_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
     policy_text_refresh_seconds: u64,
     #[command(flatten)]
     decision: DecisionArgs,
@@ -125,9 +126,15 @@ struct DecisionArgs {
     /// What to do with images no ClusterImagePolicy matches.
     #[arg(long, env = "SIGNET_NO_MATCH_POLICY", value_enum, default_value = "deny")]
     no_match_policy: NoMatchPolicy,
-    /// Answer budget when the API server sends no `?timeout=` (seconds).
-    #[arg(long, env = "SIGNET_ADMISSION_TIMEOUT_SECONDS", default_value = "8")]
+    /// Answer budget when the API server sends no `?timeout=` (seconds, at most 30 like the
+    /// API server's own webhook timeout).
+    #[arg(long, env = "SIGNET_ADMISSION_TIMEOUT_SECONDS", default_value = "8",
+          value_parser = clap::value_parser!(u64).range(1..=30))]
     admission_timeout_seconds: u64,
+    /// Distinct images of one review verified at once; the rest of that review waits.
+    #[arg(long, env = "SIGNET_REVIEW_CONCURRENCY", default_value_t = DEFAULT_IMAGES_AT_ONCE as u16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    review_concurrency: u16,
 }
 
 #[derive(Args, Debug)]
@@ -139,17 +146,25 @@ struct RegistryArgs {
     #[arg(long, env = "SIGNET_INSECURE_REGISTRY", value_delimiter = ',')]
     insecure_registry: Vec<String>,
     /// Deadline of one registry operation (seconds).
-    #[arg(long, env = "SIGNET_REGISTRY_TIMEOUT_SECONDS", default_value = "5")]
+    #[arg(long, env = "SIGNET_REGISTRY_TIMEOUT_SECONDS", default_value = "5",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
     registry_timeout_seconds: u64,
+    /// Registry operations in flight at once across all reviews; the rest queue in arrival
+    /// order. Bounds connections, file descriptors and buffered bodies.
+    #[arg(long, env = "SIGNET_REGISTRY_CONCURRENCY", default_value_t = DEFAULT_MAX_CONCURRENT_OPERATIONS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    registry_concurrency: u16,
     /// Sigstore `trusted_root.json` (Rekor, Fulcio, CT log keys); default: the embedded
     /// Sigstore public-good root.
     #[arg(long, env = "SIGNET_TRUST_ROOT")]
     trust_root: Option<PathBuf>,
     /// How long fetched signatures are reused (seconds).
-    #[arg(long, env = "SIGNET_SIGNATURE_TTL_SECONDS", default_value = "60")]
+    #[arg(long, env = "SIGNET_SIGNATURE_TTL_SECONDS", default_value = "60",
+          value_parser = clap::value_parser!(u64).range(0..=86400))]
     signature_ttl_seconds: u64,
     /// How long a tag's resolved digest is reused (seconds).
-    #[arg(long, env = "SIGNET_DIGEST_TTL_SECONDS", default_value = "10")]
+    #[arg(long, env = "SIGNET_DIGEST_TTL_SECONDS", default_value = "10",
+          value_parser = clap::value_parser!(u64).range(0..=86400))]
     digest_ttl_seconds: u64,
     /// Docker `config.json` with registry credentials, tried after the pod's pull secrets.
     #[arg(long, env = "SIGNET_REGISTRY_AUTH_FILE")]
@@ -323,6 +338,7 @@ fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
         extra_roots_pem,
         insecure_hosts: args.insecure_registry.clone(),
         request_timeout: Duration::from_secs(args.registry_timeout_seconds),
+        max_concurrent_operations: usize::from(args.registry_concurrency),
         ..RegistryConfig::default()
     };
     RegistryClient::new(config).context("cannot configure the registry client")
@@ -402,6 +418,7 @@ fn admission(
         no_match: decision.no_match_policy,
         metrics,
         default_budget: Duration::from_secs(decision.admission_timeout_seconds),
+        images_at_once: usize::from(decision.review_concurrency),
         events,
     })
 }
@@ -545,7 +562,8 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let verifier = verifier(&args.registry, trust_root(&args.registry)?, None)?;
     let images = [ContainerImage {
         path: String::new(),
-        container: "verify".to_string(),
+        name: "verify".to_string(),
+        source: crate::admission::workload::ImageSource::Container,
         image: args.image.clone(),
     }];
     let resource = ResourceInfo {
@@ -561,6 +579,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         &RequestContext::default(),
         &verifier,
         args.decision.no_match_policy,
+        usize::from(args.decision.review_concurrency),
     )
     .await;
     if args.explain {

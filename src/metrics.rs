@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -23,6 +25,8 @@ pub struct Metrics {
     pub verification_seconds: HistogramVec,
     /// AdmissionReviews being answered right now.
     pub in_flight: IntGauge,
+    /// Reviews whose handling panicked and were answered with a denial.
+    pub internal_errors: IntCounter,
 }
 
 impl Metrics {
@@ -78,6 +82,11 @@ impl Metrics {
         registry.register(Box::new(cache_lookups.clone()))?;
         registry.register(Box::new(verification_seconds.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        let internal_errors = IntCounter::new(
+            "signet_admission_internal_errors_total",
+            "Reviews whose handling panicked, answered with a denial",
+        )?;
+        registry.register(Box::new(internal_errors.clone()))?;
         Ok(Metrics {
             registry,
             admissions,
@@ -89,6 +98,7 @@ impl Metrics {
             cache_lookups,
             verification_seconds,
             in_flight,
+            internal_errors,
         })
     }
 

@@ -77,7 +77,13 @@ async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, b
     }
 }
 
-/// Parses the API server's `timeout` query value (a Go duration such as `10s` or `1m30s`).
+/// The API server allows a webhook at most 30 s (`timeoutSeconds` is validated to 1..=30), so
+/// a longer `?timeout=` is not one it sent; it is capped here.
+const MAX_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Parses the API server's `timeout` query value (a Go duration such as `10s` or `1m30s`),
+/// capped at [`MAX_WEBHOOK_TIMEOUT`]. The text comes from the caller, so every step is
+/// checked: a value that overflows `Duration` is no timeout at all (`None`), never a panic.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -95,10 +101,10 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
             "ns" => 1e-9,
             _ => return None,
         };
-        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+        total = total.checked_add(Duration::try_from_secs_f64(value * seconds).ok()?)?;
         rest = &rest[unit_end..];
     }
-    (!total.is_zero()).then_some(total)
+    (!total.is_zero()).then_some(total.min(MAX_WEBHOOK_TIMEOUT))
 }
 
 /// Builds the rustls configuration, and for files, a task that reloads them on change.
@@ -182,10 +188,24 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("0m25s"), Some(Duration::from_secs(25)));
+        assert_eq!(parse_go_duration("1m30s"), Some(MAX_WEBHOOK_TIMEOUT));
         assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        for bad in ["", "10", "s", "10x", "-1s", "0s", "1e400s"] {
+        assert_eq!(parse_go_duration("2h"), Some(MAX_WEBHOOK_TIMEOUT), "capped");
+        // Seen from a hostile caller: the sum overflowed `Duration` and panicked.
+        let overflowing = "10000000000000000000s10000000000000000000s";
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "-1s",
+            "0s",
+            "1e400s",
+            overflowing,
+            "18446744073709551615h",
+        ] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }

@@ -6,10 +6,13 @@
 pub mod review;
 pub mod workload;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
@@ -44,6 +47,8 @@ pub struct Admission {
     pub metrics: Metrics,
     /// Answer budget when the API server does not send `?timeout=`.
     pub default_budget: Duration,
+    /// Distinct images of one review evaluated at once (`--review-concurrency`).
+    pub images_at_once: usize,
     /// Kubernetes Events for denials and warnings, in a cluster.
     pub events: Option<EventRecorder>,
 }
@@ -51,7 +56,48 @@ pub struct Admission {
 impl Admission {
     /// Answers one AdmissionReview body; `Err` only when the body is not an AdmissionReview.
     /// `timeout` is the API server's own deadline for this call, when it sent one.
+    ///
+    /// A panic anywhere below is caught and answered as a denial echoing the uid: a dropped
+    /// connection would let the pod in under `failurePolicy: Ignore`.
     pub async fn handle(
+        &self,
+        body: &[u8],
+        endpoint: Endpoint,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, ReviewError> {
+        match AssertUnwindSafe(self.handle_unguarded(body, endpoint, timeout))
+            .catch_unwind()
+            .await
+        {
+            Ok(answered) => answered,
+            Err(panic) => Ok(self.internal_error(body, endpoint, panic.as_ref())),
+        }
+    }
+
+    /// The denial for a review whose handling panicked; the panic itself is logged.
+    fn internal_error(&self, body: &[u8], endpoint: Endpoint, panic: &(dyn Any + Send)) -> Vec<u8> {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic without a message");
+        let (api_version, uid) = review::envelope_of(body);
+        self.metrics.internal_errors.inc();
+        self.metrics
+            .observe_admission(endpoint.as_str(), "error", Duration::ZERO);
+        tracing::error!(
+            endpoint = endpoint.as_str(),
+            uid,
+            panic = what,
+            "internal error while reviewing; denied"
+        );
+        let answer = Answer::deny(
+            "signet hit an internal error while reviewing this request, so it is denied; the error is in signet's log",
+        );
+        render_response(&api_version, &uid, &answer)
+    }
+
+    async fn handle_unguarded(
         &self,
         body: &[u8],
         endpoint: Endpoint,
@@ -95,6 +141,7 @@ impl Admission {
             &context,
             self.verifier.as_ref(),
             self.no_match,
+            self.images_at_once,
         )
         .await;
         let mut answer = if evaluation.allowed {
@@ -298,5 +345,86 @@ fn request_context(request: &AdmissionRequest) -> RequestContext {
         namespace: request.namespace.clone(),
         service_account,
         image_pull_secrets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::api::{Document, parse_documents};
+    use crate::policy::evaluate::AuthorityCheck;
+    use crate::policy::reference::ImageRef;
+    use crate::policy::snapshot::PolicySnapshot;
+
+    /// Stands for any bug below the admission layer.
+    struct PanickingVerifier;
+
+    impl Verifier for PanickingVerifier {
+        fn resolve_digest<'a>(
+            &'a self,
+            _: &'a ImageRef,
+            _: &'a RequestContext,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { panic!("a bug deep in verification") })
+        }
+
+        fn verify<'a>(&'a self, _: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { panic!("a bug deep in verification") })
+        }
+    }
+
+    fn admission() -> Admission {
+        let policy = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: all\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - name: k\n    key:\n      data: |\n        -----BEGIN PUBLIC KEY-----\n        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\n        FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n        -----END PUBLIC KEY-----\n";
+        let policies = parse_documents(policy).unwrap().into_iter().filter_map(|d| match d {
+            Document::Policy(p) => Some(p),
+            _ => None,
+        });
+        Admission {
+            snapshot: SnapshotHandle::fixed(PolicySnapshot::build(policies)),
+            verifier: Arc::new(PanickingVerifier),
+            no_match: NoMatchPolicy::Deny,
+            metrics: Metrics::new().unwrap(),
+            default_budget: Duration::from_secs(5),
+            images_at_once: 8,
+            events: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_reviewing_is_a_denial_that_echoes_the_uid() {
+        let admission = admission();
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "7f0b2891-916f-4ed6-b7cd-27bff1815a8c",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE",
+                "namespace": "default",
+                "object": {"spec": {"containers": [{"name": "app", "image": "ghcr.io/org/app:v1"}]}}
+            }
+        });
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            let answer = admission
+                .handle(body.to_string().as_bytes(), endpoint, None)
+                .await
+                .expect("an answer, not an error");
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(answer["response"]["uid"], "7f0b2891-916f-4ed6-b7cd-27bff1815a8c");
+            assert_eq!(answer["response"]["allowed"], false);
+            let message = answer["response"]["status"]["message"].as_str().unwrap();
+            assert!(message.contains("internal error"), "{message}");
+            assert!(answer["response"].get("patch").is_none());
+        }
+        assert_eq!(admission.metrics.internal_errors.get(), 2);
+        assert!(
+            admission
+                .metrics
+                .render()
+                .contains("signet_admission_internal_errors_total 2")
+        );
     }
 }

@@ -82,6 +82,29 @@ pub struct Review {
     pub request: Result<AdmissionRequest, String>,
 }
 
+/// The `apiVersion` and request `uid` of a body, read leniently, for answering a review whose
+/// handling failed part-way; `admission.k8s.io/v1` and an empty uid when unreadable.
+pub fn envelope_of(body: &[u8]) -> (String, String) {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "apiVersion")]
+        api_version: Option<String>,
+        request: Option<Request>,
+    }
+    #[derive(Deserialize)]
+    struct Request {
+        uid: Option<String>,
+    }
+    let envelope = serde_json::from_slice::<Envelope>(body).ok();
+    let api_version = envelope
+        .as_ref()
+        .and_then(|e| e.api_version.clone())
+        .filter(|v| SUPPORTED_API_VERSIONS.contains(&v.as_str()))
+        .unwrap_or_else(|| "admission.k8s.io/v1".to_string());
+    let uid = envelope.and_then(|e| e.request?.uid).unwrap_or_default();
+    (api_version, uid)
+}
+
 /// Parses a body into a [`Review`]; only bodies that are not an AdmissionReview at all fail.
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     let StrictValue(value) = serde_json::from_slice(body)?;

@@ -7,15 +7,37 @@ use super::review::AdmissionRequest;
 /// The container lists of a pod spec; every one of them runs code.
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
 
-/// One `image` field of the object under review.
+/// One image the object under review runs or mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerImage {
-    /// JSON pointer of the `image` field, e.g. `/spec/template/spec/containers/0/image`.
+    /// JSON pointer of the field, e.g. `/spec/template/spec/containers/0/image` or
+    /// `/spec/volumes/2/image/reference`.
     pub path: String,
-    /// Container name, for messages.
-    pub container: String,
+    /// Container or volume name, for messages.
+    pub name: String,
+    /// Whether a container runs it or a volume mounts it.
+    pub source: ImageSource,
     /// The image exactly as written.
     pub image: String,
+}
+
+/// Where in a pod spec an image comes from. Both are pulled by the kubelet from the same
+/// registries, so both are matched, verified and pinned alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    Container,
+    /// An image volume (`spec.volumes[].image.reference`, KEP-4639): its files are mounted
+    /// into containers, so an unverified one is as dangerous as an unverified container.
+    Volume,
+}
+
+impl ImageSource {
+    pub fn noun(self) -> &'static str {
+        match self {
+            ImageSource::Container => "container",
+            ImageSource::Volume => "volume",
+        }
+    }
 }
 
 /// What a request asks signet to look at.
@@ -108,18 +130,57 @@ pub fn images_at(object: &Value, pointer: &str) -> Result<Vec<ContainerImage>, W
             }
         }
     }
+    images.extend(volume_images(spec, pointer)?);
     Ok(images)
+}
+
+/// The image volumes of a pod spec; other volume types carry no image.
+fn volume_images(spec: &Value, pointer: &str) -> Result<Vec<ContainerImage>, WorkloadError> {
+    let list_pointer = format!("{pointer}/volumes");
+    let volumes = match spec.get("volumes") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(volumes)) => volumes,
+        Some(_) => return Err(malformed(&list_pointer, "a list of volumes")),
+    };
+    let mut images = Vec::new();
+    for (index, volume) in volumes.iter().enumerate() {
+        let volume_pointer = format!("{list_pointer}/{index}");
+        let Value::Object(fields) = volume else {
+            return Err(malformed(&volume_pointer, "a volume object"));
+        };
+        let source = match fields.get("image") {
+            None | Some(Value::Null) => continue,
+            Some(source @ Value::Object(_)) => source,
+            Some(_) => return Err(malformed(&format!("{volume_pointer}/image"), "an object")),
+        };
+        let path = format!("{volume_pointer}/image/reference");
+        match source.get("reference") {
+            // As with a container's image, a template may leave it to be filled in later.
+            None | Some(Value::Null) => {}
+            Some(Value::String(image)) => images.push(ContainerImage {
+                path,
+                name: name_of(fields),
+                source: ImageSource::Volume,
+                image: image.clone(),
+            }),
+            Some(_) => return Err(malformed(&path, "a string")),
+        }
+    }
+    Ok(images)
+}
+
+fn name_of(fields: &serde_json::Map<String, Value>) -> String {
+    fields
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn container_image(container: &Value, pointer: &str) -> Result<Option<ContainerImage>, WorkloadError> {
     let Value::Object(fields) = container else {
         return Err(malformed(pointer, "a container object"));
     };
-    let name = fields
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     let path = format!("{pointer}/image");
     match fields.get("image") {
         // Workload templates may leave the image to be filled in later; the pod it becomes
@@ -127,7 +188,8 @@ fn container_image(container: &Value, pointer: &str) -> Result<Option<ContainerI
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(image)) => Ok(Some(ContainerImage {
             path,
-            container: name,
+            name: name_of(fields),
+            source: ImageSource::Container,
             image: image.clone(),
         })),
         Some(_) => Err(malformed(&path, "a string")),
@@ -164,7 +226,11 @@ mod tests {
         json!({
             "containers": [{"name": "app", "image": "app:1"}, {"name": "side", "image": "side:2"}],
             "initContainers": [{"name": "init", "image": "init:3"}],
-            "ephemeralContainers": [{"name": "debug", "image": "busybox"}]
+            "ephemeralContainers": [{"name": "debug", "image": "busybox"}],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "x"}},
+                {"name": "models", "image": {"reference": "models:4", "pullPolicy": "IfNotPresent"}}
+            ]
         })
     }
 
@@ -201,11 +267,15 @@ mod tests {
                     format!("{prefix}/containers/1/image"),
                     format!("{prefix}/initContainers/0/image"),
                     format!("{prefix}/ephemeralContainers/0/image"),
+                    format!("{prefix}/volumes/1/image/reference"),
                 ],
                 "{resource}"
             );
             assert_eq!(images[2].image, "init:3");
-            assert_eq!(images[3].container, "debug");
+            assert_eq!(images[3].name, "debug");
+            assert_eq!(images[4].name, "models");
+            assert_eq!(images[4].source, ImageSource::Volume);
+            assert_eq!(images[4].image, "models:4");
         }
     }
 
@@ -235,14 +305,23 @@ mod tests {
         let mut old = pod_spec();
         old["containers"][0]["image"] = json!("app:0");
         req.old_object = Some(wrap("/spec", old));
-        assert!(matches!(workload(&req), Ok(Workload::Images(i)) if i.len() == 4));
+        assert!(matches!(workload(&req), Ok(Workload::Images(i)) if i.len() == 5));
+    }
+
+    #[test]
+    fn an_update_that_changes_only_an_image_volume_is_reviewed() {
+        let mut req = request("", "pods", "UPDATE", wrap("/spec", pod_spec()));
+        let mut old = pod_spec();
+        old["volumes"][1]["image"]["reference"] = json!("models:3");
+        req.old_object = Some(wrap("/spec", old));
+        assert!(matches!(workload(&req), Ok(Workload::Images(i)) if i.len() == 5));
     }
 
     #[test]
     fn ephemeral_container_subresource_is_reviewed() {
         let mut req = request("", "pods", "UPDATE", wrap("/spec", pod_spec()));
         req.sub_resource = Some("ephemeralcontainers".into());
-        assert!(matches!(workload(&req), Ok(Workload::Images(i)) if i.len() == 4));
+        assert!(matches!(workload(&req), Ok(Workload::Images(i)) if i.len() == 5));
     }
 
     #[test]
@@ -251,6 +330,7 @@ mod tests {
             json!({}),
             json!({"containers": null}),
             json!({"containers": [{"name": "x"}]}),
+            json!({"volumes": [{"name": "v", "image": {}}, {"name": "e", "emptyDir": {}}]}),
         ] {
             let req = request("", "pods", "CREATE", wrap("/spec", spec));
             assert_eq!(workload(&req).unwrap(), Workload::Images(vec![]));
@@ -267,6 +347,13 @@ mod tests {
                 "/spec/containers/0/image",
             ),
             (json!({"spec": "x"}), "/spec"),
+            (json!({"spec": {"volumes": {}}}), "/spec/volumes"),
+            (json!({"spec": {"volumes": [7]}}), "/spec/volumes/0"),
+            (json!({"spec": {"volumes": [{"image": "x"}]}}), "/spec/volumes/0/image"),
+            (
+                json!({"spec": {"volumes": [{"image": {"reference": 1}}]}}),
+                "/spec/volumes/0/image/reference",
+            ),
         ];
         for (object, path) in cases {
             let err = workload(&request("", "pods", "CREATE", object)).unwrap_err();

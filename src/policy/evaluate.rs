@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use futures::future::{BoxFuture, join_all};
+use futures::stream::{self, StreamExt};
 
 use super::program::{AuthorityMatch, PolicySignature, cip_policy_input};
 use super::reference::ImageRef;
@@ -162,7 +163,12 @@ pub struct Evaluation {
     pub verdicts: BTreeMap<String, ImageVerdict>,
 }
 
-/// Evaluates every image of a request against the snapshot.
+/// Default of `--review-concurrency`: distinct images of one request evaluated at once.
+pub const DEFAULT_IMAGES_AT_ONCE: usize = 8;
+
+/// Evaluates every image of a request against the snapshot, at most `images_at_once`
+/// distinct images at a time: a pod with thousands of images is worked through a few at a
+/// time instead of starting thousands of registry round trips together.
 pub async fn evaluate(
     snapshot: &PolicySnapshot,
     images: &[ContainerImage],
@@ -170,16 +176,18 @@ pub async fn evaluate(
     context: &RequestContext,
     verifier: &dyn Verifier,
     no_match: NoMatchPolicy,
+    images_at_once: usize,
 ) -> Evaluation {
     let mut distinct: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let verdicts = join_all(
-        distinct
-            .iter()
-            .map(|raw| evaluate_image(snapshot, raw, resource, context, verifier)),
-    )
-    .await;
+    // Futures are inert until polled, so building them all first starts no work; collecting
+    // them also keeps the closure's lifetimes out of the stream's type (which must be Send).
+    let pending: Vec<_> = distinct
+        .iter()
+        .map(|raw| evaluate_image(snapshot, raw, resource, context, verifier))
+        .collect();
+    let verdicts: Vec<ImageVerdict> = stream::iter(pending).buffered(images_at_once.max(1)).collect().await;
     let verdicts: HashMap<&str, ImageVerdict> = distinct.into_iter().zip(verdicts).collect();
     decide(images, verdicts, no_match)
 }
@@ -360,7 +368,12 @@ pub fn decide(images: &[ContainerImage], verdicts: HashMap<&str, ImageVerdict>, 
         let Some(verdict) = verdicts.get(container.image.as_str()) else {
             continue;
         };
-        let subject = format!("container {:?} image {:?}", container.container, container.image);
+        let subject = format!(
+            "{} {:?} image {:?}",
+            container.source.noun(),
+            container.name,
+            container.image
+        );
         match verdict {
             ImageVerdict::Invalid(reason) => evaluation.denials.push(format!("{subject}: {reason}")),
             ImageVerdict::NoPolicy { normalised } => {
@@ -510,7 +523,8 @@ mod tests {
             .enumerate()
             .map(|(i, image)| ContainerImage {
                 path: format!("/spec/containers/{i}/image"),
-                container: format!("c{i}"),
+                name: format!("c{i}"),
+                source: crate::admission::workload::ImageSource::Container,
                 image: image.to_string(),
             })
             .collect()
@@ -545,6 +559,7 @@ mod tests {
             &RequestContext::default(),
             verifier,
             no_match,
+            DEFAULT_IMAGES_AT_ONCE,
         )
         .await
     }
@@ -785,5 +800,60 @@ mod tests {
             calls,
             vec!["resolve ghcr.io/org/app:v1".to_string(), format!("verify signed {D1}")]
         );
+    }
+
+    /// Counts resolutions in flight; each takes a little while, so overlaps are real.
+    struct SlowCounter {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Verifier for SlowCounter {
+        fn resolve_digest<'a>(
+            &'a self,
+            _: &'a ImageRef,
+            _: &'a RequestContext,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Box::pin(async move {
+                let now = self.now.fetch_add(1, SeqCst) + 1;
+                self.peak.fetch_max(now, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                self.now.fetch_sub(1, SeqCst);
+                Ok(D1.to_string())
+            })
+        }
+
+        fn verify<'a>(&'a self, _: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { Err("unsigned".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn images_of_one_request_are_worked_through_a_few_at_a_time() {
+        let names: Vec<String> = (0..200).map(|i| format!("registry.example/app{i}:v1")).collect();
+        let images: Vec<&str> = names.iter().map(String::as_str).collect();
+        let snapshot = snapshot(&[policy("all", "**", "enforce", KEY)]);
+        for at_once in [1, 4, 16] {
+            let counter = SlowCounter {
+                now: 0.into(),
+                peak: 0.into(),
+            };
+            let evaluation = evaluate(
+                &snapshot,
+                &containers(&images),
+                &ResourceInfo::default(),
+                &RequestContext::default(),
+                &counter,
+                NoMatchPolicy::Deny,
+                at_once,
+            )
+            .await;
+            assert_eq!(evaluation.verdicts.len(), 200, "every image still gets a verdict");
+            assert!(!evaluation.allowed);
+            let peak = counter.peak.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(peak <= at_once, "{peak} in flight with a bound of {at_once}");
+            assert!(peak > 0);
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use regex::Regex;
 
-use super::reference::{DEFAULT_REGISTRY, ImageRef};
+use super::reference::{DEFAULT_REGISTRY, ImageRef, canonical_registry};
 
 #[derive(Debug, Clone)]
 pub struct Glob {
@@ -74,8 +74,9 @@ fn expand_shorthand(glob: &str) -> String {
     }
 }
 
-/// Lower-cases a literal registry host and maps Docker Hub aliases, exactly as image
-/// references are normalised, so `docker.io/library/nginx` and `GHCR.IO/**` match.
+/// Lower-cases a literal registry host, drops port 443 and maps Docker Hub aliases, exactly as
+/// image references are normalised, so `docker.io/library/nginx`, `GHCR.IO/**` and
+/// `ghcr.io:443/**` match.
 fn normalise_registry(glob: &str) -> String {
     let Some((first, rest)) = glob.split_once('/') else {
         return glob.to_string();
@@ -83,7 +84,7 @@ fn normalise_registry(glob: &str) -> String {
     if first.contains('*') || !(first.contains(['.', ':']) || first == "localhost") {
         return glob.to_string();
     }
-    let host = first.to_ascii_lowercase();
+    let host = canonical_registry(&first.to_ascii_lowercase());
     let host = match host.as_str() {
         "docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_string(),
         _ => host,
@@ -160,6 +161,14 @@ mod tests {
         assert!(matches("ghcr.io/org/**", "GHCR.io/org/app"));
         assert!(!matches("ghcr.io/org/**", "ghcr.io/orgx/app"));
         assert!(!matches("ghcr.io/**", "ghcrxio/foo"));
+        // HTTPS's default port names the same registry, written on either side.
+        assert!(matches("localhost/demo/**", "localhost:443/demo/app"));
+        assert!(matches("localhost/demo/**", "localhost:0443/demo/app:v1"));
+        assert!(matches("localhost:443/demo/**", "localhost/demo/app"));
+        assert!(matches("ghcr.io:443/org/*", "ghcr.io/org/app"));
+        assert!(matches("docker.io:443/library/nginx", "nginx"));
+        assert!(!matches("localhost/demo/**", "localhost:8443/demo/app"));
+        assert!(!matches("localhost:5000/demo/**", "localhost/demo/app"));
     }
 
     #[test]

@@ -200,6 +200,7 @@ fn split_registry(raw: &str, name: &str) -> Result<(String, String), ReferenceEr
     };
     validate_registry(raw, &registry)?;
     validate_path(raw, path)?;
+    let registry = canonical_registry(&registry);
     let registry = if DOCKER_HUB_ALIASES.contains(&registry.as_str()) {
         DEFAULT_REGISTRY.to_string()
     } else {
@@ -211,6 +212,20 @@ fn split_registry(raw: &str, name: &str) -> Result<(String, String), ReferenceEr
         path.to_string()
     };
     Ok((registry, repository))
+}
+
+/// The one spelling of a (lower-cased) `host[:port]` that the runtime reaches the same
+/// registry by: HTTPS's default port 443 is dropped and leading zeros go, so
+/// `localhost:443` and `localhost:0443` are `localhost`. Without this a glob for `localhost/**`
+/// would not match `localhost:443/app`, although the kubelet pulls the very same image.
+pub(crate) fn canonical_registry(registry: &str) -> String {
+    let (host, port) = split_host_port(registry);
+    match port.map(str::parse::<u16>) {
+        Some(Ok(443)) => host.to_string(),
+        Some(Ok(port)) => format!("{host}:{port}"),
+        // Not a port at all: left for validation to reject, never guessed at.
+        Some(Err(_)) | None => registry.to_string(),
+    }
 }
 
 fn looks_like_registry(first: &str) -> bool {
@@ -334,6 +349,15 @@ mod tests {
             ("localhost:5000/a/b/c:v1", "localhost:5000/a/b/c:v1"),
             ("127.0.0.1:5000/demo/hello:v1", "127.0.0.1:5000/demo/hello:v1"),
             ("[::1]:5000/demo:v1", "[::1]:5000/demo:v1"),
+            // HTTPS's default port is the registry without a port, as the runtime pulls it.
+            ("localhost:443/demo/app", "localhost/demo/app:latest"),
+            ("LOCALHOST:0443/demo/app:v1", "localhost/demo/app:v1"),
+            ("ghcr.io:443/foo/bar:v1", "ghcr.io/foo/bar:v1"),
+            ("docker.io:443/nginx", "index.docker.io/library/nginx:latest"),
+            ("index.docker.io:443/library/nginx:1", "index.docker.io/library/nginx:1"),
+            ("[::1]:443/demo", "[::1]/demo:latest"),
+            ("localhost:05000/a", "localhost:5000/a:latest"),
+            ("localhost:80/a", "localhost:80/a:latest"),
             ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
             ("a__b/c-d---e/f.g_h", "index.docker.io/a__b/c-d---e/f.g_h:latest"),
         ];
@@ -394,6 +418,8 @@ mod tests {
             "foo\n",
             "ghcr.io:port/foo",
             "ghcr.io:123456/foo",
+            "ghcr.io:65536/foo",
+            "ghcr.io:/foo",
             "-ghcr.io/foo",
             "[zz]:5000/foo",
             "nginx\u{200b}",

@@ -174,6 +174,10 @@ struct TokenResponse {
 
 /// The default lifetime the token spec assumes when `expires_in` is absent.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is reused, whatever `expires_in` says. The value comes from the
+/// registry, so it is capped before it meets `Instant` arithmetic (a `u64::MAX` there
+/// overflowed and panicked); an hour is far above the 5 minutes registries commonly give.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Tokens are dropped this long before they expire, so a request never races the expiry.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
@@ -192,7 +196,8 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Option<Token> {
     let lifetime = parsed
         .expires_in
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+        .min(MAX_TOKEN_LIFETIME);
     Some(Token { value, lifetime })
 }
 
@@ -238,7 +243,10 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(key, (token.value.clone(), now + usable));
+        let Some(valid_until) = now.checked_add(usable) else {
+            return; // unreachable with the capped lifetime; not cached rather than a panic
+        };
+        entries.insert(key, (token.value.clone(), valid_until));
     }
 
     pub fn remove(&self, key: &TokenKey) {
@@ -305,6 +313,18 @@ mod tests {
     fn token_response_forms() {
         let t = parse_token_response(br#"{"token":"abc","expires_in":300}"#);
         assert!(t.is_some_and(|t| t.value == "abc" && t.lifetime == Duration::from_secs(300)));
+        // Seen from a hostile registry: u64::MAX seconds overflowed `Instant + Duration`.
+        let huge = parse_token_response(br#"{"token":"abc","expires_in":18446744073709551615}"#);
+        let huge = huge.expect("a token with a huge lifetime is still a token");
+        assert_eq!(huge.lifetime, MAX_TOKEN_LIFETIME);
+        let cache = TokenCache::new();
+        let key = TokenKey {
+            registry: "r".into(),
+            scope: "s".into(),
+            identity: "i".into(),
+        };
+        cache.insert(key.clone(), &huge);
+        assert_eq!(cache.get(&key).as_deref(), Some("abc"));
         let t = parse_token_response(br#"{"access_token":"xyz"}"#);
         assert!(t.is_some_and(|t| t.value == "xyz" && t.lifetime == DEFAULT_TOKEN_LIFETIME));
         assert!(parse_token_response(br#"{"token":""}"#).is_none());

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url, redirect};
 use tracing::{debug, warn};
@@ -21,9 +23,15 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_RATE_LIMIT_RETRIES: u32 = 2;
 /// Wait used when a 429 carries no usable `Retry-After`.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_millis(500);
+/// `Retry-After` is the registry's to choose; anything longer than a day is read as a day
+/// (only for the message: a wait past the call's deadline is never slept anyway), so no
+/// value can overflow `Instant` arithmetic.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Error bodies are read only for their message; cap them.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 const MAX_TOKEN_BODY: usize = 1024 * 1024;
+/// Idle pooled connections are closed after this; a registry used again soon reuses them.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const REFERRERS_ACCEPT: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 
@@ -44,6 +52,10 @@ pub struct RegistryClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// One permit per registry operation in flight. tokio's semaphore is fair (FIFO), and a
+    /// review asks for only a few permits at a time, so a review with thousands of images
+    /// queues behind, not in front of, the reviews that come after it.
+    operations: Semaphore,
     insecure_hosts: Vec<String>,
     timeout: Duration,
     tokens: TokenCache,
@@ -119,9 +131,15 @@ impl RegistryClient {
         if config.request_timeout.is_zero() {
             return Err(invalid_config("request_timeout must be greater than zero"));
         }
+        if config.max_concurrent_operations == 0 {
+            return Err(invalid_config("max_concurrent_operations must be greater than zero"));
+        }
         let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .redirect(redirect_policy())
+            // Connections are pooled per host; never more idle ones than could be busy.
+            .pool_max_idle_per_host(config.max_concurrent_operations)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout);
         let roots = parse_extra_roots(&config.extra_roots_pem)?;
@@ -134,6 +152,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
+                operations: Semaphore::new(config.max_concurrent_operations),
                 insecure_hosts: config.insecure_hosts,
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
@@ -162,6 +181,7 @@ impl RegistryClient {
         reference: &str,
         creds: &Credentials,
     ) -> Result<String, RegistryError> {
+        let _permit = self.operation_permit().await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         let resp = self.send(&call, Method::HEAD, &url, Some(MANIFEST_ACCEPT)).await?;
@@ -190,6 +210,7 @@ impl RegistryClient {
         reference: &str,
         creds: &Credentials,
     ) -> Result<Manifest, RegistryError> {
+        let _permit = self.operation_permit().await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         self.fetch_manifest(&call, &url).await
@@ -204,6 +225,7 @@ impl RegistryClient {
         max_bytes: usize,
         creds: &Credentials,
     ) -> Result<Vec<u8>, RegistryError> {
+        let _permit = self.operation_permit().await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("blobs are fetched by sha256 digest only"));
@@ -228,6 +250,7 @@ impl RegistryClient {
         digest: &str,
         creds: &Credentials,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let _permit = self.operation_permit().await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("referrers are listed by sha256 digest only"));
@@ -245,6 +268,17 @@ impl RegistryClient {
             return Ok(None);
         }
         Ok(Some(bytes))
+    }
+
+    /// Waits for a turn among [`RegistryConfig::max_concurrent_operations`]; the permit is
+    /// held for the whole operation (auth round trips, 429 waits and the body).
+    async fn operation_permit(&self) -> Result<SemaphorePermit<'_>, RegistryError> {
+        // The semaphore is never closed, so this error cannot happen; mapped, not unwrapped.
+        self.inner
+            .operations
+            .acquire()
+            .await
+            .map_err(|_| invalid_config("the registry client is shutting down"))
     }
 
     fn call<'a>(
@@ -337,7 +371,7 @@ impl RegistryClient {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let retry_after = retry_after(resp.headers());
                     let wait = retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-                    let fits = Instant::now() + wait < call.deadline;
+                    let fits = Instant::now().checked_add(wait).is_some_and(|end| end < call.deadline);
                     if rate_limited >= MAX_RATE_LIMIT_RETRIES || !fits {
                         return Err(RegistryError::RateLimited {
                             target: call.target.clone(),
@@ -720,7 +754,8 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let seconds = value.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 fn body_media_type(bytes: &[u8]) -> Option<String> {

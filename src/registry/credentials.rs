@@ -3,6 +3,7 @@
 //! registry host the way the kubelet does: by host (and port), ignoring scheme and path, with
 //! every spelling of Docker Hub treated as one.
 
+use crate::policy::reference::canonical_registry;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -136,6 +137,9 @@ fn normalise_host(server: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // Image names drop HTTPS's default port; a pull secret written for `host:443` is for
+    // the same registry.
+    let host = canonical_registry(&host);
     match host.as_str() {
         "docker.io" | "registry-1.docker.io" | "index.docker.io" => "index.docker.io".to_string(),
         _ => host,
@@ -182,6 +186,12 @@ mod tests {
             &Credentials::Anonymous
         ));
         assert!(same(&keychain.for_registry("empty.example"), &Credentials::Anonymous));
+        let port_443 = br#"{"auths": {"https://private.example:443": {"username": "carol", "password": "pw"}}}"#;
+        let keychain_443 = Keychain::from_docker_config(port_443, "test").unwrap();
+        assert!(same(
+            &keychain_443.for_registry("private.example"),
+            &basic("carol", "pw")
+        ));
         assert!(!format!("{keychain:?}").contains("s3cret"));
     }
 

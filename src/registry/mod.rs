@@ -39,8 +39,17 @@ pub struct RegistryConfig {
     pub insecure_hosts: Vec<String>,
     /// Deadline for one whole operation, including auth round trips and 429 retries.
     pub request_timeout: Duration,
+    /// Registry operations in flight at once across the process (`--registry-concurrency`);
+    /// the rest wait in FIFO order. This bounds open connections, file descriptors and
+    /// buffered bodies whatever the reviews ask for.
+    pub max_concurrent_operations: usize,
     pub user_agent: String,
 }
+
+/// Default of [`RegistryConfig::max_concurrent_operations`]: enough to keep a few slow
+/// registries busy; each operation holds at most one connection and one body of at most
+/// [`MAX_MANIFEST_BYTES`] (blobs have their own, smaller caps).
+pub const DEFAULT_MAX_CONCURRENT_OPERATIONS: usize = 32;
 
 impl Default for RegistryConfig {
     fn default() -> Self {
@@ -48,6 +57,7 @@ impl Default for RegistryConfig {
             extra_roots_pem: Vec::new(),
             insecure_hosts: Vec::new(),
             request_timeout: Duration::from_secs(10),
+            max_concurrent_operations: DEFAULT_MAX_CONCURRENT_OPERATIONS,
             user_agent: concat!("signet/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
