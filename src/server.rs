@@ -6,19 +6,36 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use futures::StreamExt as _;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::admission::{Admission, Endpoint};
 
 /// Largest AdmissionReview accepted. The API server caps objects at 3 MiB and a review may
 /// carry the old and the new object, so 8 MiB leaves room without inviting abuse.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// An over-limit body is read and dropped up to this many bytes in all, so the client is
+/// done sending and sees the 413 (HTTP/2 and chunked HTTP/1.1 clients otherwise see a reset
+/// or a broken pipe). Beyond it the connection is simply closed after the 413.
+const MAX_DRAINED_BYTES: usize = 4 * MAX_BODY_BYTES;
+/// The API server sends its headers in one go; a client that takes longer is holding a
+/// connection open, not sending a review.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The whole body must arrive within this; a trickling body gets a 408.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 connections are pinged this often and closed when a ping goes unanswered for as
+/// long, so dead peers do not hold streams.
+const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// Concurrent streams on one HTTP/2 connection; the API server uses a handful.
+const HTTP2_MAX_STREAMS: u32 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -51,7 +68,6 @@ pub fn router(admission: Admission) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(admission)
 }
 
@@ -61,20 +77,78 @@ struct WebhookQuery {
     timeout: Option<String>,
 }
 
-async fn mutate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
+async fn mutate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Body) -> Response {
     review(admission, Endpoint::Mutate, query, body).await
 }
 
-async fn validate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
+async fn validate(State(admission): State<Admission>, Query(query): Query<WebhookQuery>, body: Body) -> Response {
     review(admission, Endpoint::Validate, query, body).await
 }
 
-async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, body: Bytes) -> Response {
+async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, body: Body) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
     let timeout = query.timeout.as_deref().and_then(parse_go_duration);
     match admission.handle(&body, endpoint, timeout).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
+}
+
+/// Why a request body was not read.
+#[derive(Debug, thiserror::Error)]
+enum BodyRefusal {
+    #[error("the request body is over {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the request body did not arrive within {BODY_READ_TIMEOUT:?}")]
+    TooSlow,
+    #[error("the request body could not be read: {0}")]
+    Broken(axum::Error),
+}
+
+impl IntoResponse for BodyRefusal {
+    fn into_response(self) -> Response {
+        let status = match self {
+            BodyRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyRefusal::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            BodyRefusal::Broken(_) => StatusCode::BAD_REQUEST,
+        };
+        (status, format!("{self}\n")).into_response()
+    }
+}
+
+/// Reads the whole body within [`BODY_READ_TIMEOUT`], keeping at most [`MAX_BODY_BYTES`].
+/// An over-limit body is read on and dropped (up to [`MAX_DRAINED_BYTES`]) so the client can
+/// take the 413 on any protocol.
+async fn read_body(body: Body) -> Result<Bytes, BodyRefusal> {
+    let declared = body.size_hint().exact().and_then(|n| usize::try_from(n).ok());
+    if declared.is_some_and(|n| n > MAX_DRAINED_BYTES) {
+        return Err(BodyRefusal::TooLarge);
+    }
+    let read = async {
+        let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+        let mut seen = 0usize;
+        let mut frames = body.into_data_stream();
+        while let Some(chunk) = frames.next().await {
+            let chunk = chunk.map_err(BodyRefusal::Broken)?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > MAX_DRAINED_BYTES {
+                return Err(BodyRefusal::TooLarge);
+            }
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&chunk);
+            }
+        }
+        if seen > MAX_BODY_BYTES {
+            return Err(BodyRefusal::TooLarge);
+        }
+        Ok(Bytes::from(kept))
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .unwrap_or(Err(BodyRefusal::TooSlow))
 }
 
 /// The API server allows a webhook at most 30 s (`timeoutSeconds` is validated to 1..=30), so
@@ -174,11 +248,26 @@ pub async fn serve(
     app: Router,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
-    axum_server::bind_rustls(addr, tls)
-        .handle(handle)
+    let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
+    limit_slow_clients(server.http_builder());
+    server
         .serve(app.into_make_service())
         .await
         .map_err(|source| ServerError::Serve { addr, source })
+}
+
+/// Time limits for clients that send slowly or not at all (hyper has none without a timer).
+fn limit_slow_clients(builder: &mut hyper_util::server::conn::auto::Builder<TokioExecutor>) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HTTP2_KEEP_ALIVE)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE)
+        .max_concurrent_streams(HTTP2_MAX_STREAMS);
 }
 
 #[cfg(test)]

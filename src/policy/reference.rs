@@ -235,7 +235,7 @@ fn looks_like_registry(first: &str) -> bool {
 fn validate_registry(raw: &str, registry: &str) -> Result<(), ReferenceError> {
     let (host, port) = split_host_port(registry);
     if let Some(port) = port {
-        let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
         if !port_ok {
             return Err(invalid(raw, format!("registry port {port:?} is not a number")));
         }
