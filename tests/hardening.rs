@@ -206,3 +206,103 @@ async fn only_tls_1_2_and_1_3_with_modern_ciphers() {
         "non-forward-secret CBC suites are refused"
     );
 }
+
+#[tokio::test]
+async fn the_default_https_port_is_the_same_registry() {
+    let dir = policy_dir(&[&static_policy("guarded", "localhost/demo/**", "fail", "enforce")]);
+    let signet = Signet::start(dir.path(), &["--no-match-policy", "allow"]).await;
+    for spelling in [
+        "localhost/demo/app:v1",
+        "localhost:443/demo/app",
+        "LOCALHOST:0443/demo/app:v1",
+    ] {
+        let response = signet.review("validate", &pod_review("p", &[spelling])).await;
+        assert_eq!(response["allowed"], false, "{spelling} must be checked: {response}");
+        assert!(
+            response["status"]["message"].as_str().unwrap().contains("\"guarded\""),
+            "{response}"
+        );
+    }
+    // Another port is another registry, which no policy names here.
+    let other = signet
+        .review("validate", &pod_review("o", &["localhost:8443/demo/app:v1"]))
+        .await;
+    assert_eq!(other["allowed"], true, "{other}");
+}
+
+/// A Pod (or a Deployment template) running `container` and mounting `volume` as an image
+/// volume (KEP-4639).
+fn with_image_volume(uid: &str, kind: &str, container: &str, volume: &str) -> serde_json::Value {
+    let spec = json!({
+        "containers": [{"name": "app", "image": container, "volumeMounts": [{"name": "models", "mountPath": "/models"}]}],
+        "volumes": [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "models", "image": {"reference": volume, "pullPolicy": "IfNotPresent"}}
+        ]
+    });
+    let (resource, object) = match kind {
+        "Pod" => (
+            ("", "v1", "pods", "Pod"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec}),
+        ),
+        _ => (
+            ("apps", "v1", "deployments", "Deployment"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"},
+                   "spec": {"template": {"spec": spec}}}),
+        ),
+    };
+    signet_server::review_for(uid, resource, "CREATE", object)
+}
+
+#[tokio::test]
+async fn image_volumes_are_verified_and_pinned_like_containers() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    let host = registry.host();
+    let app = build_image(&registry, "vol/app", "v1", "app");
+    sign_image(&registry, "vol/app", &app, &key, &SignOptions::default()).await;
+    let models = build_image(&registry, "vol/models", "v1", "models");
+    sign_image(&registry, "vol/models", &models, &key, &SignOptions::default()).await;
+    build_image(&registry, "vol/models", "evil", "evil models");
+    let dir = policy_dir(&[&key_policy("guarded", "**", &key.public_pem(), "")]);
+    let signet = Signet::start(dir.path(), &["--insecure-registry", &host]).await;
+    let app_tag = format!("{host}/vol/app:v1");
+    let signed_volume = format!("{host}/vol/models:v1");
+    let unsigned_volume = format!("{host}/vol/models:evil");
+
+    for (kind, prefix) in [("Pod", "/spec"), ("Deployment", "/spec/template/spec")] {
+        // An unsigned image volume is denied by name, next to a signed container.
+        let denied = signet
+            .review("validate", &with_image_volume("u", kind, &app_tag, &unsigned_volume))
+            .await;
+        assert_eq!(denied["allowed"], false, "{kind}: {denied}");
+        let message = denied["status"]["message"].as_str().unwrap();
+        assert!(message.contains("volume \"models\""), "{kind}: {message}");
+        assert!(message.contains(&unsigned_volume), "{kind}: {message}");
+
+        // Signed: both the container and the volume are pinned to what was verified.
+        let mutated = signet
+            .review("mutate", &with_image_volume("s", kind, &app_tag, &signed_volume))
+            .await;
+        assert_eq!(mutated["allowed"], true, "{kind}: {mutated}");
+        let patch = decoded_patch(&mutated);
+        let pinned: Vec<(&str, &str)> = patch
+            .iter()
+            .filter(|op| op["op"] == "replace")
+            .map(|op| (op["path"].as_str().unwrap(), op["value"].as_str().unwrap()))
+            .collect();
+        let volume_path = format!("{prefix}/volumes/1/image/reference");
+        let container_path = format!("{prefix}/containers/0/image");
+        assert!(
+            pinned.contains(&(volume_path.as_str(), format!("{signed_volume}@{models}").as_str())),
+            "{kind}: {pinned:?}"
+        );
+        assert!(
+            pinned.contains(&(container_path.as_str(), format!("{app_tag}@{app}").as_str())),
+            "{kind}: {pinned:?}"
+        );
+    }
+}
