@@ -147,9 +147,9 @@ impl Admission {
         let mut answer = if evaluation.allowed {
             Answer::allow()
         } else {
-            Answer::deny(evaluation.denials.join("\n"))
+            Answer::deny(first_of(&evaluation.denials, MESSAGES_SHOWN).join("\n"))
         };
-        answer.warnings = evaluation.warnings.clone();
+        answer.warnings = first_of(&evaluation.warnings, MESSAGES_SHOWN);
         log_verdicts(request, &evaluation);
         self.record_events(request, endpoint, &answer);
         if endpoint == Endpoint::Mutate {
@@ -285,6 +285,24 @@ fn log_verdicts(request: &AdmissionRequest, evaluation: &crate::policy::evaluate
     }
 }
 
+/// Denials (and warnings) shown in one answer. The message reaches kubectl, Events and
+/// controllers' status; for a pod with thousands of failing images the first ones and a count
+/// say as much as all of them, and keep the answer small. Every one is still logged.
+const MESSAGES_SHOWN: usize = 20;
+
+/// The first `shown` messages, and a last line counting the rest when there are more.
+fn first_of(messages: &[String], shown: usize) -> Vec<String> {
+    if messages.len() <= shown {
+        return messages.to_vec();
+    }
+    let mut kept = messages[..shown].to_vec();
+    kept.push(format!(
+        "… and {} more (all are in signet's log)",
+        messages.len() - shown
+    ));
+    kept
+}
+
 /// Decrements the in-flight gauge however `handle` returns.
 struct InFlight<'a>(&'a prometheus::IntGauge);
 
@@ -390,6 +408,17 @@ mod tests {
             images_at_once: 8,
             events: None,
         }
+    }
+
+    #[test]
+    fn long_lists_of_messages_are_cut_with_a_count() {
+        let messages: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+        assert_eq!(first_of(&messages[..3], 20), messages[..3].to_vec());
+        assert_eq!(first_of(&messages[..20], 20), messages[..20].to_vec());
+        let cut = first_of(&messages, 20);
+        assert_eq!(cut.len(), 21);
+        assert_eq!(cut[19], "m19");
+        assert_eq!(cut[20], "… and 5 more (all are in signet's log)");
     }
 
     #[tokio::test]

@@ -18,6 +18,12 @@ pub struct Signet {
     _dir: tempfile::TempDir,
 }
 
+/// The binary under test: this build's, or `SIGNET_TEST_BINARY` (e.g. a release build, for
+/// figures).
+pub fn signet_binary() -> PathBuf {
+    std::env::var_os("SIGNET_TEST_BINARY").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_signet")), PathBuf::from)
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
@@ -70,7 +76,7 @@ impl Signet {
             let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
             (port(&webhook), port(&admin))
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_signet"))
+        let child = Command::new(signet_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{webhook_port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .arg("--tls-ca-out")
