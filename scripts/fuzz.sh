@@ -29,7 +29,7 @@ FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/signet-fuzz-target}"
 FIXTURES="${SIGNET_FIXTURES:-$REPO/../shared/fixtures}"
 ALL_TARGETS=(admission_review image_reference glob policy_yaml trusted_root_json public_key_pem certificate_pem
-    simplesigning_payload sigstore_bundle)
+    simplesigning_payload sigstore_bundle registry_client)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 log() { echo "fuzz: $*" >&2; }
@@ -158,6 +158,28 @@ if command -v jq >/dev/null; then
         done
     done
 fi
+# Registry responses (raw HTTP, separated by "\n=====\n"; {HOST} is the server): the same
+# ordinary and hostile answers as support::scripted_registry::seed_scripts.
+sep=$'\n=====\n'
+d="sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+ok_digest=$'HTTP/1.1 200 OK\r\ndocker-content-digest: '"$d"$'\r\ncontent-length: 2\r\n\r\n{}'
+bearer=$'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm="http://{HOST}/token",service="s",scope="repository:demo/app:pull"\r\ncontent-length: 0\r\n\r\n'
+token() { printf 'HTTP/1.1 200 OK\r\ncontent-length: %s\r\n\r\n%s' "${#1}" "$1"; }
+printf '%s' "$ok_digest" | seed registry_client
+printf '%s' $'HTTP/1.1 429 Too Many Requests\r\nretry-after: 18446744073709551615\r\n\r\n' | seed registry_client
+printf '%s%s%s' $'HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\n\r\n' "$sep" "$ok_digest" | seed registry_client
+printf '%s%s%s%s%s' "$bearer" "$sep" "$(token '{"token":"t","expires_in":18446744073709551615}')" "$sep" "$ok_digest" |
+    seed registry_client
+printf '%s%s%s' "$bearer" "$sep" "$(token '{"access_token":"t","expires_in":-1}')" | seed registry_client
+printf '%s%s%s' $'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm="r"\r\n\r\n' "$sep" "$ok_digest" |
+    seed registry_client
+printf '%s%s%s' $'HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{HOST}/v2/x\r\n\r\n' "$sep" "$ok_digest" |
+    seed registry_client
+printf '%s' $'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n{}' | seed registry_client
+printf '%s' $'HTTP/1.1 500 Internal Server Error\r\n\r\n{"errors":[{"code":"X","message":"boom"}]}' | seed registry_client
+printf '%s' $'HTTP/1.1 200 OK\r\ncontent-length: 86\r\n\r\n{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}' |
+    seed registry_client
+
 for target in "${TARGETS[@]}"; do
     if [ ! -d "$SEEDS/$target" ]; then
         log "unknown target $target (known: ${ALL_TARGETS[*]})"

@@ -189,16 +189,21 @@ pub(crate) struct Token {
 /// Parses a token endpoint body; None when it holds no usable token.
 pub(crate) fn parse_token_response(body: &[u8]) -> Option<Token> {
     let parsed: TokenResponse = serde_json::from_slice(body).ok()?;
-    let value = parsed
-        .token
-        .filter(|t| !t.is_empty())
-        .or(parsed.access_token.filter(|t| !t.is_empty()))?;
+    let usable = |t: &String| !t.is_empty() && is_token_text(t);
+    let value = parsed.token.filter(usable).or(parsed.access_token.filter(usable))?;
     let lifetime = parsed
         .expires_in
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TOKEN_LIFETIME)
         .min(MAX_TOKEN_LIFETIME);
     Some(Token { value, lifetime })
+}
+
+/// Whether a token can go into an `Authorization` header as it is: visible ASCII only.
+/// Anything else (CR/LF, controls, non-ASCII) is refused when the token arrives; cached, it
+/// would fail every later request to that registry without reaching it (found by fuzzing).
+fn is_token_text(token: &str) -> bool {
+    token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -313,6 +318,13 @@ mod tests {
     fn token_response_forms() {
         let t = parse_token_response(br#"{"token":"abc","expires_in":300}"#);
         assert!(t.is_some_and(|t| t.value == "abc" && t.lifetime == Duration::from_secs(300)));
+        for unusable in [
+            r#"{"token":"a\r\nx-injected: 1"}"#,
+            r#"{"token":"a b"}"#,
+            r#"{"access_token":"é"}"#,
+        ] {
+            assert!(parse_token_response(unusable.as_bytes()).is_none(), "{unusable}");
+        }
         // Seen from a hostile registry: u64::MAX seconds overflowed `Instant + Duration`.
         let huge = parse_token_response(br#"{"token":"abc","expires_in":18446744073709551615}"#);
         let huge = huge.expect("a token with a huge lifetime is still a token");

@@ -7,6 +7,8 @@
 //!   will not produce on demand (429, 5xx, wrong bodies, redirect loops, silence).
 //! - [`keyed_bundle`], [`attach_bundle`], [`attest_and_attach`]: Sigstore bundles attached to
 //!   images as OCI 1.1 referrers (the cosign v3 layout).
+//! - [`scripted_registry`]: a registry answering with raw scripted bytes, for hostile
+//!   responses (shared with the registry fuzz target).
 //! - Paths: [`fixtures_dir`], [`shared_tools_dir`], [`python`].
 //!
 //! Missing tools or fixtures skip a test with "skipping: <why>", except under `CI=true`,
@@ -21,6 +23,7 @@ mod keyless;
 mod kube_api;
 mod mock;
 mod registry;
+pub mod scripted_registry;
 
 pub use bundles::*;
 pub use cosign::*;
