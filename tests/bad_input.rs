@@ -61,6 +61,18 @@ fn pod_review_with_spec(uid: &str, spec: Value) -> Value {
     )
 }
 
+/// A pod with a good container and one image volume `data` whose `image` field is `image`.
+fn volume_review(image: Value) -> String {
+    pod_review_with_spec(
+        "vol",
+        json!({
+            "containers": [{"name": "ok", "image": "ghcr.io/org/app:v1"}],
+            "volumes": [{"name": "data", "image": image}],
+        }),
+    )
+    .to_string()
+}
+
 /// A one-container pod running `image`, as bytes.
 fn pod_with(image: &str) -> Vec<u8> {
     pod_review("img", &[image]).to_string().into_bytes()
@@ -419,6 +431,64 @@ fn table() -> Vec<Row> {
             200,
             Some(false),
             "evil.example.com/x",
+        ),
+        // Image volumes (KEP-4639) are images too.
+        row(
+            "evil image volume",
+            volume_review(json!({"reference": "evil.example.com/x:1"})),
+            200,
+            Some(false),
+            "volume \"data\" image \"evil.example.com/x:1\"",
+        ),
+        row(
+            "image volume from a registry no policy names",
+            volume_review(json!({"reference": "unknown.example.com/x:1"})),
+            200,
+            Some(false),
+            "no ClusterImagePolicy matches",
+        ),
+        row(
+            "image volume reference that is not a string",
+            volume_review(json!({"reference": 7})),
+            200,
+            Some(false),
+            "/spec/volumes/0/image/reference must be a string",
+        ),
+        row(
+            "image volume that is not an object",
+            volume_review(json!("evil.example.com/x:1")),
+            200,
+            Some(false),
+            "/spec/volumes/0/image must be an object",
+        ),
+        row(
+            "invalid image volume reference",
+            volume_review(json!({"reference": "evil.example.com/X"})),
+            200,
+            Some(false),
+            "is invalid",
+        ),
+        // The default HTTPS port is the same registry.
+        row(
+            "evil registry spelled with :443",
+            pod_with("evil.example.com:443/x:1"),
+            200,
+            Some(false),
+            "block-evil",
+        ),
+        row(
+            "evil registry spelled with :0443",
+            pod_with("EVIL.example.com:0443/x:1"),
+            200,
+            Some(false),
+            "block-evil",
+        ),
+        row(
+            "registry port over 65535",
+            pod_with("ghcr.io:65979/org/app:v1"),
+            200,
+            Some(false),
+            "is not a number",
         ),
         // Invalid references are denied with the reference named.
         row(
