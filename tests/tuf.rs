@@ -278,7 +278,7 @@ async fn tuf_repository_in_mirror_fs() {
     let (signet, _dir) = setup.signet(&[&policy(), &repository_trust_root(&repo)]).await;
     assert_denied(
         &setup.validate(&signet).await,
-        &["TrustRoot \"tuf\": TUF repository: TUF metadata has expired (root metadata is expired)"],
+        &["TrustRoot \"tuf\": TUF repository: TUF metadata has expired (root metadata expired at "],
     );
     drop(signet);
 
@@ -291,7 +291,7 @@ async fn tuf_repository_in_mirror_fs() {
     let (signet, _dir) = setup.signet(&[&policy(), &repository_trust_root(&repo)]).await;
     assert_denied(
         &setup.validate(&signet).await,
-        &["TUF metadata has expired (timestamp metadata is expired)"],
+        &["TUF metadata has expired (timestamp metadata expired at "],
     );
     drop(signet);
 
@@ -304,7 +304,7 @@ async fn tuf_repository_in_mirror_fs() {
     let outcome = setup.validate(&signet).await;
     assert_denied(
         &outcome,
-        &["target \"trusted_root.json\" is not usable", "Hash mismatch"],
+        &["target \"trusted_root.json\" is not usable: trusted_root.json: length"],
     );
     drop(signet);
 

@@ -1,8 +1,10 @@
 //! TUF-distributed trust roots: policy-controller's `TrustRoot` `repository` (a TUF
 //! repository shipped inside the resource, for air-gapped clusters) and `remote` (a TUF
 //! mirror). Either way the `trustedRootTarget` (a Sigstore `trusted_root.json`) is only used
-//! after `tough` has verified the chain from the given `root.json`: signatures, thresholds,
-//! versions, expiry (`ExpirationEnforcement::Safe`) and the target's length and hashes.
+//! after `sigstore-tuf` has verified the chain from the given `root.json`: signatures,
+//! thresholds, versions, expiry and the target's length and hashes. Unlike `tough`, it takes
+//! key IDs as the root declares them, so tuf-on-ci repositories (GitHub's, Sigstore's
+//! public-good root v11 and later) load.
 //!
 //! Verification runs once per TrustRoot spec, never per admission: results are kept by a hash
 //! of the spec in a [`TrustRootStore`]. Remote mirrors are fetched by background tasks that
@@ -13,14 +15,10 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::stream;
 use reqwest::Url;
 use sha2::Digest;
+use sigstore_tuf::transport::FetchFuture;
 use time::OffsetDateTime;
-use tough::{
-    Bytes, ExpirationEnforcement, IntoVec, Limits, RepositoryLoader, TargetName, Transport, TransportError,
-    TransportErrorKind, TransportStream,
-};
 
 use super::trust::{TrustRoot, TrustRootError};
 use crate::api::cip::Authority;
@@ -32,8 +30,6 @@ pub const DEFAULT_TARGETS: &str = "targets";
 pub const DEFAULT_TRUSTED_ROOT_TARGET: &str = "trusted_root.json";
 /// policy-controller packs the repository folder itself, so entries start with this.
 const MIRROR_FS_PREFIX: &str = "repository/";
-/// Base URL of an unpacked `mirrorFS`: only [`MemoryTransport`] answers it, never the network.
-const MEMORY_BASE: &str = "memory://mirrorfs/";
 /// How often a fetched remote mirror is checked again.
 const REMOTE_REFRESH: Duration = Duration::from_secs(600);
 /// First retry after a failed fetch; doubles up to [`REMOTE_REFRESH`].
@@ -42,7 +38,8 @@ const REMOTE_RETRY: Duration = Duration::from_secs(2);
 const RETRY_FAILED: Duration = Duration::from_secs(60);
 /// Deadline of one HTTP request to a mirror.
 const REMOTE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest single file signet downloads from a mirror (tough applies tighter per-role limits).
+/// Largest single file signet takes from a mirror (sigstore-tuf applies tighter per-role
+/// limits, as python-tuf does).
 const REMOTE_MAX_FILE: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +136,7 @@ impl<R: Read> Read for Capped<R> {
 /// Unpacks a gzipped tar into `path → bytes`, relative to the repository folder (a leading
 /// `repository/` is removed, as policy-controller does). Only regular files are kept; links
 /// and devices are ignored, since nothing is written to disk they cannot point anywhere.
-pub fn unpack_mirror_fs(gzipped: &[u8], limits: &UnpackLimits) -> Result<HashMap<String, Bytes>, TufError> {
+pub fn unpack_mirror_fs(gzipped: &[u8], limits: &UnpackLimits) -> Result<HashMap<String, Vec<u8>>, TufError> {
     let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
     let reader = Capped {
         inner: flate2::read::GzDecoder::new(gzipped),
@@ -180,7 +177,7 @@ pub fn unpack_mirror_fs(gzipped: &[u8], limits: &UnpackLimits) -> Result<HashMap
 fn unpack_entry<R: Read>(
     mut entry: tar::Entry<'_, R>,
     limits: &UnpackLimits,
-) -> Result<Option<(String, Bytes)>, TufError> {
+) -> Result<Option<(String, Vec<u8>)>, TufError> {
     let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
     if !entry.header().entry_type().is_file() {
         return Ok(None);
@@ -198,7 +195,7 @@ fn unpack_entry<R: Read>(
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     entry.read_to_end(&mut bytes).map_err(TufError::Archive)?;
-    Ok(Some((path, Bytes::from(bytes))))
+    Ok(Some((path, bytes)))
 }
 
 /// `./repository/targets/x` → `targets/x`; `None` for paths with `..`.
@@ -218,66 +215,98 @@ fn clean_path(raw: &str) -> Option<String> {
     })
 }
 
-/// Serves an unpacked `mirrorFS` to tough: files are looked up by URL path, so verification
-/// of an air-gapped repository never touches the network or the disk.
-#[derive(Debug, Clone)]
-struct MemoryTransport {
-    files: Arc<HashMap<String, Bytes>>,
+/// Where the TUF client finds a repository's files: metadata at the top, targets in their
+/// folder. sigstore-tuf names each file it wants and bounds it by `max_length`.
+enum Mirror {
+    /// An unpacked `mirrorFS`: verifying an air-gapped repository never touches the network
+    /// or the disk.
+    Memory {
+        files: HashMap<String, Vec<u8>>,
+        targets: String,
+    },
+    /// A mirror over HTTP(S).
+    Http {
+        client: reqwest::Client,
+        metadata: Url,
+        targets: Url,
+    },
 }
 
-#[tough::async_trait]
-impl Transport for MemoryTransport {
-    async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
-        if url.scheme() != "memory" {
-            return Err(TransportError::new(TransportErrorKind::UnsupportedUrlScheme, url));
-        }
-        let path = url.path().trim_start_matches('/');
-        match self.files.get(path) {
-            Some(bytes) => Ok(Box::pin(stream::iter([Ok(bytes.clone())]))),
-            None => Err(TransportError::new(TransportErrorKind::FileNotFound, url)),
-        }
+impl sigstore_tuf::Repository for Mirror {
+    fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(self.fetch(Folder::Metadata, name, max_length))
+    }
+
+    fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(self.fetch(Folder::Targets, path, max_length))
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Remote mirrors over HTTP(S).
-
-/// Fetches mirror files with reqwest. A 403 counts as "not found" because object stores
-/// answer missing files (such as the next `N.root.json`) that way.
-#[derive(Debug, Clone)]
-struct HttpTransport {
-    client: reqwest::Client,
+#[derive(Clone, Copy)]
+enum Folder {
+    Metadata,
+    Targets,
 }
 
-#[tough::async_trait]
-impl Transport for HttpTransport {
-    async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(TransportError::new(TransportErrorKind::UnsupportedUrlScheme, url));
-        }
-        let other = |url: &Url, e: String| TransportError::new_with_cause(TransportErrorKind::Other, url, e);
-        let mut response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| other(&url, error_chain(&e)))?;
-        let status = response.status();
-        if matches!(status.as_u16(), 403 | 404) {
-            return Err(TransportError::new(TransportErrorKind::FileNotFound, url));
-        }
-        if !status.is_success() {
-            return Err(other(&url, format!("HTTP {status}")));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| other(&url, error_chain(&e)))? {
-            if body.len() + chunk.len() > REMOTE_MAX_FILE {
-                return Err(other(&url, format!("larger than {REMOTE_MAX_FILE} bytes")));
+impl Mirror {
+    /// `Ok(None)` is "not found", which ends the walk along `N.root.json`.
+    async fn fetch(&self, folder: Folder, name: &str, max_length: u64) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        let limit = usize::try_from(max_length).unwrap_or(usize::MAX).min(REMOTE_MAX_FILE);
+        match self {
+            Mirror::Memory { files, targets } => {
+                let path = match folder {
+                    Folder::Metadata => name.to_string(),
+                    Folder::Targets => format!("{targets}/{name}"),
+                };
+                match files.get(&path) {
+                    Some(bytes) if bytes.len() > limit => Err(sigstore_tuf::Error::transport(format!(
+                        "{path} is larger than {limit} bytes"
+                    ))),
+                    found => Ok(found.cloned()),
+                }
             }
-            body.extend_from_slice(&chunk);
+            Mirror::Http {
+                client,
+                metadata,
+                targets,
+            } => {
+                let base = match folder {
+                    Folder::Metadata => metadata,
+                    Folder::Targets => targets,
+                };
+                let url = base
+                    .join(name)
+                    .map_err(|e| sigstore_tuf::Error::transport(format!("{name}: {e}")))?;
+                http_get(client, url, limit).await
+            }
         }
-        Ok(Box::pin(stream::iter([Ok(Bytes::from(body))])))
     }
+}
+
+/// GETs one mirror file of at most `limit` bytes. A 403 counts as "not found" because object
+/// stores answer missing files (such as the next `N.root.json`) that way.
+async fn http_get(client: &reqwest::Client, url: Url, limit: usize) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+    let failed = |detail: String| sigstore_tuf::Error::transport(format!("{url}: {detail}"));
+    let mut response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| failed(error_chain(&e)))?;
+    let status = response.status();
+    if matches!(status.as_u16(), 403 | 404) {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {status}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(error_chain(&e)))? {
+        if body.len() + chunk.len() > limit {
+            return Err(failed(format!("larger than {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -291,31 +320,29 @@ fn decoded(field: &Option<String>, name: &'static str) -> Result<Vec<u8>, TufErr
     decode_base64(text).map_err(|source| TufError::Base64 { field: name, source })
 }
 
-/// `base/` joined with the targets folder, as a folder URL.
-fn targets_url(base: &Url, targets: Option<&str>) -> Result<Url, TufError> {
-    let folder = targets.filter(|t| !t.trim().is_empty()).unwrap_or(DEFAULT_TARGETS);
-    base.join(&format!("{}/", folder.trim_matches('/')))
-        .map_err(|e| TufError::Url {
-            field: "targets",
-            value: folder.to_string(),
-            detail: e.to_string(),
-        })
+/// The targets folder's name, without slashes.
+fn targets_folder(targets: Option<&str>) -> &str {
+    targets
+        .map(|t| t.trim().trim_matches('/'))
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_TARGETS)
 }
 
 /// Verifies an air-gapped `repository`: unpack `mirrorFS` in memory, verify it from `root`.
 pub async fn verify_repository(repository: &Repository) -> Result<VerifiedRoot, TufError> {
+    verify_repository_at(repository, OffsetDateTime::now_utc()).await
+}
+
+/// [`verify_repository`] with expiry judged at `now`.
+pub async fn verify_repository_at(repository: &Repository, now: OffsetDateTime) -> Result<VerifiedRoot, TufError> {
     let root = decoded(&repository.root, "root")?;
     let archive = decoded(&repository.mirror_fs, "mirrorFS")?;
     let files = unpack_mirror_fs(&archive, &UnpackLimits::default())?;
-    let base = Url::parse(MEMORY_BASE).map_err(|e| TufError::Url {
-        field: "mirrorFS",
-        value: MEMORY_BASE.to_string(),
-        detail: e.to_string(),
-    })?;
-    let targets = targets_url(&base, repository.targets.as_deref())?;
-    let transport = MemoryTransport { files: Arc::new(files) };
-    let target = repository.trusted_root_target.as_deref();
-    trusted_root_from_tuf(&root, base, targets, transport, target).await
+    let mirror = Mirror::Memory {
+        files,
+        targets: targets_folder(repository.targets.as_deref()).to_string(),
+    };
+    trusted_root_from_tuf(&root, mirror, repository.trusted_root_target.as_deref(), now).await
 }
 
 /// Verifies a `remote` mirror over HTTP(S). Only the background refresher calls this.
@@ -326,81 +353,81 @@ pub async fn verify_remote(remote: &Remote) -> Result<VerifiedRoot, TufError> {
         .as_deref()
         .filter(|m| !m.trim().is_empty())
         .ok_or(TufError::Missing { field: "mirror" })?;
-    let url_error = |detail: String| TufError::Url {
-        field: "mirror",
-        value: mirror.to_string(),
+    let url_error = |field: &'static str, value: &str, detail: String| TufError::Url {
+        field,
+        value: value.to_string(),
         detail,
     };
     // A base URL without a trailing slash would lose its last segment in `join`.
-    let base = Url::parse(&format!("{}/", mirror.trim_end_matches('/'))).map_err(|e| url_error(e.to_string()))?;
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(url_error("expected an http(s) URL".to_string()));
+    let metadata = Url::parse(&format!("{}/", mirror.trim_end_matches('/')))
+        .map_err(|e| url_error("mirror", mirror, e.to_string()))?;
+    if !matches!(metadata.scheme(), "http" | "https") {
+        return Err(url_error("mirror", mirror, "expected an http(s) URL".to_string()));
     }
-    let targets = targets_url(&base, remote.targets.as_deref())?;
+    let folder = targets_folder(remote.targets.as_deref());
+    let targets = metadata
+        .join(&format!("{folder}/"))
+        .map_err(|e| url_error("targets", folder, e.to_string()))?;
     let client = reqwest::Client::builder()
         .timeout(REMOTE_REQUEST_TIMEOUT)
         .build()
         .map_err(|e| TufError::Client(error_chain(&e)))?;
+    let mirror = Mirror::Http {
+        client,
+        metadata,
+        targets,
+    };
     let target = remote.trusted_root_target.as_deref();
-    trusted_root_from_tuf(&root, base, targets, HttpTransport { client }, target).await
+    trusted_root_from_tuf(&root, mirror, target, OffsetDateTime::now_utc()).await
 }
 
-/// The TUF client update cycle from `root`, then the trusted-root target (streamed through
-/// tough, which checks its length and hashes against the signed targets metadata).
-async fn trusted_root_from_tuf<T: Transport + 'static>(
+/// The TUF client workflow from `root` (root chain, timestamp, snapshot, targets, with
+/// signatures, thresholds, versions and expiry at `now`), then the trusted-root target,
+/// whose length and hashes the signed targets metadata fixes.
+async fn trusted_root_from_tuf(
     root: &[u8],
-    metadata: Url,
-    targets: Url,
-    transport: T,
+    mirror: Mirror,
     target: Option<&str>,
+    now: OffsetDateTime,
 ) -> Result<VerifiedRoot, TufError> {
     let target = target
         .filter(|t| !t.trim().is_empty())
         .unwrap_or(DEFAULT_TRUSTED_ROOT_TARGET);
-    // tough keeps the verified metadata in a temporary folder (rollback protection within this
-    // load); the repository contents themselves stay with the transport.
-    let repository = RepositoryLoader::new(&root, metadata, targets)
-        .transport(transport)
-        .limits(Limits::default())
-        .expiration_enforcement(ExpirationEnforcement::Safe)
-        .load()
-        .await
-        .map_err(tough_error)?;
-    let name = TargetName::new(target).map_err(|e| TufError::Target {
-        name: target.to_string(),
-        detail: e.to_string(),
-    })?;
-    let bytes = repository
-        .read_target(&name)
-        .await
-        .map_err(tough_error)?
-        .ok_or_else(|| TufError::NoTarget(target.to_string()))?
-        .into_vec()
-        .await
-        .map_err(|e| TufError::Target {
+    let now = jiff::Timestamp::from_second(now.unix_timestamp()).map_err(|e| TufError::Verify(e.to_string()))?;
+    let mut updater = sigstore_tuf::Updater::new(mirror, root).map_err(tuf_error)?;
+    updater.refresh(now).await.map_err(tuf_error)?;
+    let bytes = updater.get_target(target, now).await.map_err(|e| match e {
+        sigstore_tuf::Error::TargetNotFound(_) => TufError::NoTarget(target.to_string()),
+        sigstore_tuf::Error::IntegrityMismatch(detail) => TufError::Target {
             name: target.to_string(),
-            detail: error_chain(&e),
-        })?;
+            detail,
+        },
+        other => tuf_error(other),
+    })?;
     let trust = TrustRoot::from_json(&bytes).map_err(|source| TufError::TrustedRoot {
         name: target.to_string(),
         source,
     })?;
-    let expiries = [
-        repository.root().signed.expires.as_second(),
-        repository.timestamp().signed.expires.as_second(),
-        repository.snapshot().signed.expires.as_second(),
-        repository.targets().signed.expires.as_second(),
-    ];
-    let earliest = expiries.into_iter().min().unwrap_or(i64::MAX);
+    let trusted = updater.trusted();
+    let earliest = [
+        Some(trusted.root().expires),
+        trusted.timestamp().map(|t| t.expires),
+        trusted.snapshot().map(|s| s.expires),
+        trusted.targets_role("targets").map(|t| t.expires),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .map_or(i64::MAX, |expires| expires.as_second());
     Ok(VerifiedRoot {
         trust: Arc::new(trust),
         tuf_expires: OffsetDateTime::from_unix_timestamp(earliest).unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
 }
 
-fn tough_error(error: tough::error::Error) -> TufError {
+fn tuf_error(error: sigstore_tuf::Error) -> TufError {
     match &error {
-        tough::error::Error::ExpiredMetadata { role, .. } => TufError::Expired(format!("{role} metadata is expired")),
+        sigstore_tuf::Error::Expired { .. } => TufError::Expired(error.to_string()),
         _ => TufError::Verify(error_chain(&error)),
     }
 }
