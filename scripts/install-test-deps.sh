@@ -14,7 +14,8 @@ NPM_DIR="$TOOLS_DIR/npm"
 # cosign-v3-style bundles on test images; these versions still run on node 18.
 NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
-PY_PACKAGES=(pynacl cryptography)
+# tuf (python-tuf) writes the TUF repositories with tuf-on-ci's quirks (tests/tuf_quirks.rs).
+PY_PACKAGES=(pynacl cryptography tuf)
 
 log() { echo "install-test-deps: $*" >&2; }
 
@@ -52,7 +53,7 @@ system_python() {
 }
 
 venv_ready() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nacl, cryptography' 2>/dev/null
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nacl, cryptography, tuf' 2>/dev/null
 }
 
 install_venv() {
