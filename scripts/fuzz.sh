@@ -224,9 +224,11 @@ for target in "${TARGETS[@]}"; do
         -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" -rss_limit_mb=2048 \
         -max_len="$(max_len "$target")" -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$output" 2>&1 || status=$?
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$output" | tail -1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$output" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' "$output" | tail -1 | cut -d' ' -f2)
+    # `|| true`: a target that crashes at once prints no stats, and under pipefail an empty
+    # grep would end the script here, before it shows the crash.
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$output" | tail -1 || true)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$output" | tail -1 || true)
+    cov=$(grep -oE 'cov: [0-9]+' "$output" | tail -1 | cut -d' ' -f2 || true)
     summary+=("$(printf '%-22s %8s s %10s runs %8s exec/s  cov %s  %s' "$target" "$FUZZ_SECONDS" "${runs:-?}" \
         "${rate:-?}" "${cov:-?}" "$([ "$status" -eq 0 ] && echo ok || echo "FAILED ($status)")")")
     if [ "$status" -ne 0 ]; then

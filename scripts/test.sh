@@ -27,6 +27,13 @@ echo "== cargo fmt --check" >&2
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2
 cargo clippy --quiet --all-targets -- -D warnings
+# The short coverage-guided fuzzing run of the registry client against hostile responses
+# (building every fuzz target, so none drifts from the code). SIGNET_FUZZ_SHORT=0 skips it;
+# SIGNET_FUZZ=1 runs every target instead, from tests/fuzz_short.rs.
+if [ "${SIGNET_FUZZ_SHORT:-1}" = 1 ] && [ "${SIGNET_FUZZ:-}" != 1 ]; then
+    echo "== scripts/fuzz.sh registry_client (${FUZZ_SECONDS:-20} s)" >&2
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$REPO/scripts/fuzz.sh" registry_client
+fi
 # nextest closes with one summary line for every test binary; plain `cargo test` would
 # close on the (empty) doc-test run instead.
 if cargo nextest --version >/dev/null 2>&1; then

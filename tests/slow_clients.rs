@@ -26,8 +26,8 @@ fn webhook_port(signet: &Signet) -> u16 {
 fn tls_connector(ca_pem: &[u8], alpn: &[u8]) -> TlsConnector {
     signet_server::install_crypto();
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        roots.add(cert.unwrap()).unwrap();
+    for block in pem::parse_many(ca_pem).unwrap() {
+        roots.add(block.into_contents().into()).unwrap();
     }
     let mut config = tokio_rustls::rustls::ClientConfig::builder()
         .with_root_certificates(roots)

@@ -125,6 +125,7 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         no_match: NoMatchPolicy::Deny,
         metrics: Metrics::new().expect("metrics"),
         default_budget: Duration::from_secs(5),
+        images_at_once: signet::policy::evaluate::DEFAULT_IMAGES_AT_ONCE,
         events: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

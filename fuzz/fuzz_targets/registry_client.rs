@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 
+// Shared with the tests, which also use its seeds and counters.
+#[allow(dead_code)]
 #[path = "../../tests/support/scripted_registry.rs"]
 mod scripted_registry;
 
@@ -42,9 +44,9 @@ fn harness() -> &'static Harness {
 
 fuzz_target!(|data: &[u8]| {
     let harness = harness();
-    let run = harness.runtime.block_on(tokio::time::timeout(
-        Duration::from_secs(10),
-        drive_client(&harness.registry, &harness.client, data),
-    ));
+    // The timer is made inside the runtime: tokio's timers need its context.
+    let run = harness.runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), drive_client(&harness.registry, &harness.client, data)).await
+    });
     assert!(run.is_ok(), "an operation outlived its deadline");
 });
