@@ -26,6 +26,8 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// done sending and sees the 413 (HTTP/2 and chunked HTTP/1.1 clients otherwise see a reset
 /// or a broken pipe). Beyond it the connection is simply closed after the 413.
 const MAX_DRAINED_BYTES: usize = 4 * MAX_BODY_BYTES;
+/// Most memory reserved for a body before its bytes arrive.
+const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 /// The API server sends its headers in one go; a client that takes longer is holding a
 /// connection open, not sending a review.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,11 +88,17 @@ async fn validate(State(admission): State<Admission>, Query(query): Query<Webhoo
 }
 
 async fn review(admission: Admission, endpoint: Endpoint, query: WebhookQuery, body: Body) -> Response {
+    let arrived = std::time::Instant::now();
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
-    let timeout = query.timeout.as_deref().and_then(parse_go_duration);
+    // The API server's deadline covers the whole call, reading the body included.
+    let timeout = query
+        .timeout
+        .as_deref()
+        .and_then(parse_go_duration)
+        .map(|t| t.saturating_sub(arrived.elapsed()));
     match admission.handle(&body, endpoint, timeout).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -128,7 +136,8 @@ async fn read_body(body: Body) -> Result<Bytes, BodyRefusal> {
         return Err(BodyRefusal::TooLarge);
     }
     let read = async {
-        let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+        // A declared length is only a claim: reserve little up front, grow with what arrives.
+        let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(INITIAL_BODY_CAPACITY));
         let mut seen = 0usize;
         let mut frames = body.into_data_stream();
         while let Some(chunk) = frames.next().await {
@@ -139,6 +148,8 @@ async fn read_body(body: Body) -> Result<Bytes, BodyRefusal> {
             }
             if seen <= MAX_BODY_BYTES {
                 kept.extend_from_slice(&chunk);
+            } else if !kept.is_empty() {
+                kept = Vec::new(); // the 413 is certain; do not hold 8 MiB while draining
             }
         }
         if seen > MAX_BODY_BYTES {

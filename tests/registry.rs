@@ -565,3 +565,42 @@ async fn bearer_rejection_is_unauthorized() {
     assert!(err.to_string().contains("bob"), "{err}");
     assert!(!err.to_string().contains("xyzzy"), "{err}");
 }
+
+/// A registry that never answers holds at most a quarter of the process-wide places, so a
+/// healthy registry is still served at once while it stalls.
+#[tokio::test]
+async fn a_stalled_registry_cannot_take_every_place() {
+    init();
+    let stalled = MockServer::start(|_| MockReply::Hang).await;
+    let healthy = MockServer::start(|_| digest_reply(BODY)).await;
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_hosts: vec![stalled.host(), healthy.host()],
+        request_timeout: Duration::from_secs(5),
+        max_concurrent_operations: 8,
+        ..RegistryConfig::default()
+    })
+    .expect("registry client");
+    let stuck: Vec<_> = (0..20)
+        .map(|i| {
+            let (client, host) = (client.clone(), stalled.host());
+            tokio::spawn(async move { client.resolve_digest(&host, "demo/app", &format!("v{i}"), &ANON).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let digest = client.resolve_digest(&healthy.host(), "demo/app", "v1", &ANON).await;
+    let took = started.elapsed();
+    assert_eq!(digest.expect("the healthy registry answers"), sha256_digest(BODY));
+    assert!(
+        took < Duration::from_secs(2),
+        "the healthy registry waited {took:?} behind the stalled one"
+    );
+    assert!(
+        stalled.requests().len() <= 2,
+        "{} requests reached the stalled registry at once (a quarter of 8 is 2)",
+        stalled.requests().len()
+    );
+    for task in stuck {
+        task.abort();
+    }
+}

@@ -81,8 +81,13 @@ fn normalise_registry(glob: &str) -> String {
     let Some((first, rest)) = glob.split_once('/') else {
         return glob.to_string();
     };
-    if first.contains('*') || !(first.contains(['.', ':']) || first == "localhost") {
+    if !(first.contains(['.', ':']) || first == "localhost") {
         return glob.to_string();
+    }
+    if first.contains('*') {
+        // A wildcard host with a literal default port (`*.corp.example:443`) names the same
+        // registries as without it.
+        return format!("{}/{rest}", strip_default_port(first));
     }
     let host = canonical_registry(&first.to_ascii_lowercase());
     let host = match host.as_str() {
@@ -90,6 +95,18 @@ fn normalise_registry(glob: &str) -> String {
         _ => host,
     };
     format!("{host}/{rest}")
+}
+
+/// `host:443` and `host:0443` → `host`, for a host that may hold `*`.
+fn strip_default_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse() == Ok(443u16) =>
+        {
+            name
+        }
+        _ => host,
+    }
 }
 
 fn translate(glob: &str) -> String {
@@ -168,6 +185,9 @@ mod tests {
         assert!(matches("ghcr.io:443/org/*", "ghcr.io/org/app"));
         assert!(matches("docker.io:443/library/nginx", "nginx"));
         assert!(!matches("localhost/demo/**", "localhost:8443/demo/app"));
+        assert!(matches("*.corp.example:443/**", "a.corp.example/app"));
+        assert!(matches("*.corp.example:0443/**", "a.corp.example:443/app"));
+        assert!(!matches("*.corp.example:8443/**", "a.corp.example/app"));
         assert!(!matches("localhost:5000/demo/**", "localhost/demo/app"));
     }
 

@@ -17,6 +17,10 @@ const MAX_TAG_LENGTH: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
     registry: String,
+    /// The registry as the runtime contacts it: lower-cased, with the port as written (443
+    /// too), without leading zeros. Differs from `registry` only by an explicit `:443`, which
+    /// matters for plain-HTTP registries (`http://host` is port 80, `http://host:443` is not).
+    endpoint: String,
     repository: String,
     tag: Option<String>,
     digest: Option<String>,
@@ -55,7 +59,7 @@ impl ImageRef {
         if let Some(tag) = tag {
             validate_tag(raw, tag)?;
         }
-        let (registry, repository) = split_registry(raw, name)?;
+        let (registry, endpoint, repository) = split_registry(raw, name)?;
         let full_length = registry.len() + 1 + repository.len();
         if full_length > MAX_NAME_LENGTH {
             return Err(invalid(
@@ -65,6 +69,7 @@ impl ImageRef {
         }
         Ok(ImageRef {
             registry,
+            endpoint,
             repository,
             tag: tag.map(str::to_string),
             digest,
@@ -75,6 +80,17 @@ impl ImageRef {
     /// Registry host (and port), lower-cased; Docker Hub is `index.docker.io`.
     pub fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// Where the runtime pulls from: the registry with its written port (see the field).
+    /// Registry calls go here; policies match [`ImageRef::registry`].
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// `endpoint/repository`: what a fetched result is about, for cache keys.
+    pub fn location(&self) -> String {
+        format!("{}/{}", self.endpoint, self.repository)
     }
 
     /// Repository path inside the registry, e.g. `library/nginx`.
@@ -193,25 +209,47 @@ fn validate_tag(raw: &str, tag: &str) -> Result<(), ReferenceError> {
 /// Docker also takes an upper-case single label (`Calico/node`) as a host; signet rejects such
 /// references instead, because once the host is lower-cased the normal form would name Docker
 /// Hub and a Docker Hub glob could match a different registry.
-fn split_registry(raw: &str, name: &str) -> Result<(String, String), ReferenceError> {
+///
+/// Returns the canonical registry, the endpoint (see [`ImageRef`]) and the repository.
+fn split_registry(raw: &str, name: &str) -> Result<(String, String, String), ReferenceError> {
     let (registry, path) = match name.split_once('/') {
         Some((first, rest)) if looks_like_registry(first) => (first.to_ascii_lowercase(), rest),
         _ => (DEFAULT_REGISTRY.to_string(), name),
     };
     validate_registry(raw, &registry)?;
     validate_path(raw, path)?;
-    let registry = canonical_registry(&registry);
+    let (host, port) = split_host_port(&registry);
+    if port.is_some() && DOCKER_HUB_ALIASES.contains(&host) {
+        // The runtime reads `docker.io:443/nginx` as host `docker.io:443`, repository
+        // `nginx`, not as Docker Hub's `library/nginx`: no normal form fits both readings.
+        return Err(invalid(raw, "Docker Hub is named without a port"));
+    }
+    let endpoint = without_leading_zeros(&registry);
     let registry = if DOCKER_HUB_ALIASES.contains(&registry.as_str()) {
         DEFAULT_REGISTRY.to_string()
     } else {
-        registry
+        canonical_registry(&registry)
+    };
+    let endpoint = if registry == DEFAULT_REGISTRY {
+        registry.clone()
+    } else {
+        endpoint
     };
     let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
         format!("library/{path}")
     } else {
         path.to_string()
     };
-    Ok((registry, repository))
+    Ok((registry, endpoint, repository))
+}
+
+/// `host:0443` → `host:443`; anything that is not a numeric port is left as it is.
+fn without_leading_zeros(registry: &str) -> String {
+    let (host, port) = split_host_port(registry);
+    match port.map(str::parse::<u16>) {
+        Some(Ok(port)) => format!("{host}:{port}"),
+        _ => registry.to_string(),
+    }
 }
 
 /// The one spelling of a (lower-cased) `host[:port]` that the runtime reaches the same
@@ -353,8 +391,6 @@ mod tests {
             ("localhost:443/demo/app", "localhost/demo/app:latest"),
             ("LOCALHOST:0443/demo/app:v1", "localhost/demo/app:v1"),
             ("ghcr.io:443/foo/bar:v1", "ghcr.io/foo/bar:v1"),
-            ("docker.io:443/nginx", "index.docker.io/library/nginx:latest"),
-            ("index.docker.io:443/library/nginx:1", "index.docker.io/library/nginx:1"),
             ("[::1]:443/demo", "[::1]/demo:latest"),
             ("localhost:05000/a", "localhost:5000/a:latest"),
             ("localhost:80/a", "localhost:80/a:latest"),
@@ -365,6 +401,26 @@ mod tests {
             let parsed = ImageRef::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(parsed.to_string(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn the_endpoint_keeps_the_written_port() {
+        let cases = [
+            ("localhost:443/demo/app", "localhost", "localhost:443"),
+            ("LOCALHOST:0443/demo/app", "localhost", "localhost:443"),
+            ("localhost/demo/app", "localhost", "localhost"),
+            ("localhost:05000/a", "localhost:5000", "localhost:5000"),
+            ("nginx", "index.docker.io", "index.docker.io"),
+            ("docker.io/nginx", "index.docker.io", "index.docker.io"),
+        ];
+        for (input, registry, endpoint) in cases {
+            let parsed = ImageRef::parse(input).unwrap();
+            assert_eq!((parsed.registry(), parsed.endpoint()), (registry, endpoint), "{input}");
+        }
+        assert_eq!(
+            ImageRef::parse("localhost:443/demo/app").unwrap().location(),
+            "localhost:443/demo/app"
+        );
     }
 
     #[test]
@@ -420,6 +476,9 @@ mod tests {
             "ghcr.io:123456/foo",
             "ghcr.io:65536/foo",
             "ghcr.io:/foo",
+            "docker.io:443/nginx",
+            "index.docker.io:443/library/nginx:1",
+            "registry-1.docker.io:5000/x",
             "-ghcr.io/foo",
             "[zz]:5000/foo",
             "nginx\u{200b}",

@@ -1,11 +1,11 @@
 //! The HTTP side of the registry client: URLs, auth round trips, 429 retries, error
 //! classification and size-limited, digest-checked bodies.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url, redirect};
@@ -56,6 +56,11 @@ struct Inner {
     /// review asks for only a few permits at a time, so a review with thousands of images
     /// queues behind, not in front of, the reviews that come after it.
     operations: Semaphore,
+    /// One semaphore per registry endpoint, a quarter of `operations` each: a registry that
+    /// stalls (unroutable, or answering 429 just inside the deadline) holds at most that share
+    /// of the process-wide places, and the other registries keep the rest.
+    per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_endpoint_limit: usize,
     insecure_hosts: Vec<String>,
     timeout: Duration,
     tokens: TokenCache,
@@ -64,6 +69,15 @@ struct Inner {
     /// `signet_registry_requests_total{registry, status}`, when metrics are wanted.
     requests: Option<prometheus::IntCounterVec>,
 }
+
+/// Places held by one registry operation: one at its endpoint, one in the process.
+struct Turn<'a> {
+    _endpoint: OwnedSemaphorePermit,
+    _process: SemaphorePermit<'a>,
+}
+
+/// Endpoints remembered for their semaphores before idle ones are dropped.
+const MAX_TRACKED_ENDPOINTS: usize = 1024;
 
 /// One operation: what it is about (for errors), where it goes, and its deadline.
 struct Call<'a> {
@@ -153,6 +167,8 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 http,
                 operations: Semaphore::new(config.max_concurrent_operations),
+                per_endpoint: Mutex::new(HashMap::new()),
+                per_endpoint_limit: (config.max_concurrent_operations / 4).max(1),
                 insecure_hosts: config.insecure_hosts,
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
@@ -181,7 +197,7 @@ impl RegistryClient {
         reference: &str,
         creds: &Credentials,
     ) -> Result<String, RegistryError> {
-        let _permit = self.operation_permit().await?;
+        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         let resp = self.send(&call, Method::HEAD, &url, Some(MANIFEST_ACCEPT)).await?;
@@ -210,7 +226,7 @@ impl RegistryClient {
         reference: &str,
         creds: &Credentials,
     ) -> Result<Manifest, RegistryError> {
-        let _permit = self.operation_permit().await?;
+        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         self.fetch_manifest(&call, &url).await
@@ -225,7 +241,7 @@ impl RegistryClient {
         max_bytes: usize,
         creds: &Credentials,
     ) -> Result<Vec<u8>, RegistryError> {
-        let _permit = self.operation_permit().await?;
+        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("blobs are fetched by sha256 digest only"));
@@ -250,7 +266,7 @@ impl RegistryClient {
         digest: &str,
         creds: &Credentials,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
-        let _permit = self.operation_permit().await?;
+        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("referrers are listed by sha256 digest only"));
@@ -270,15 +286,31 @@ impl RegistryClient {
         Ok(Some(bytes))
     }
 
-    /// Waits for a turn among [`RegistryConfig::max_concurrent_operations`]; the permit is
-    /// held for the whole operation (auth round trips, 429 waits and the body).
-    async fn operation_permit(&self) -> Result<SemaphorePermit<'_>, RegistryError> {
-        // The semaphore is never closed, so this error cannot happen; mapped, not unwrapped.
-        self.inner
-            .operations
-            .acquire()
-            .await
-            .map_err(|_| invalid_config("the registry client is shutting down"))
+    /// Waits for a turn at `registry`'s endpoint, then among
+    /// [`RegistryConfig::max_concurrent_operations`]; both are held for the whole operation
+    /// (auth round trips, 429 waits and the body).
+    async fn operation_permit(&self, registry: &str) -> Result<Turn<'_>, RegistryError> {
+        // The semaphores are never closed, so these errors cannot happen; mapped, not unwrapped.
+        let closed = |_| invalid_config("the registry client is shutting down");
+        let endpoint = self.endpoint_semaphore(registry_endpoint(registry));
+        let endpoint = endpoint.acquire_owned().await.map_err(closed)?;
+        let process = self.inner.operations.acquire().await.map_err(closed)?;
+        Ok(Turn {
+            _endpoint: endpoint,
+            _process: process,
+        })
+    }
+
+    fn endpoint_semaphore(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut map = self.inner.per_endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED_ENDPOINTS && !map.contains_key(endpoint) {
+            // Image names choose endpoints, so the map is bounded: idle ones are forgotten.
+            let idle = self.inner.per_endpoint_limit;
+            map.retain(|_, s| s.available_permits() < idle);
+        }
+        map.entry(endpoint.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_endpoint_limit)))
+            .clone()
     }
 
     fn call<'a>(

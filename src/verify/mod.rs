@@ -802,7 +802,7 @@ impl Verifier for RegistryVerifier {
             let credentials = self.pod_keychain(context).await.for_registry(image.registry());
             let key = format!(
                 "{}:{}|{}",
-                image.name(),
+                image.location(),
                 image.registry_reference(),
                 credentials.identity()
             );
@@ -813,7 +813,7 @@ impl Verifier for RegistryVerifier {
                     missed.store(true, Ordering::Relaxed);
                     self.registry
                         .resolve_digest(
-                            image.registry(),
+                            image.endpoint(),
                             image.repository(),
                             image.registry_reference(),
                             &credentials,
@@ -838,14 +838,14 @@ impl Verifier for RegistryVerifier {
     ) -> BoxFuture<'a, Result<serde_json::Value, String>> {
         Box::pin(async move {
             let credentials = self.pod_keychain(context).await.for_registry(image.registry());
-            let key = (image.name(), digest.to_string(), credentials.identity());
+            let key = (image.location(), digest.to_string(), credentials.identity());
             let missed = AtomicBool::new(false);
             let configs = self
                 .configs
                 .try_get_with(key, async {
                     missed.store(true, Ordering::Relaxed);
                     let location = ImageLocation {
-                        registry: image.registry(),
+                        registry: image.endpoint(),
                         repository: image.repository(),
                         credentials: &credentials,
                     };
@@ -873,7 +873,7 @@ impl Verifier for RegistryVerifier {
     ) -> BoxFuture<'a, Result<(String, AuthorityMatch), String>> {
         Box::pin(async move {
             let key = (
-                check.image.name(),
+                check.image.location(),
                 check.digest.to_string(),
                 check.authority.fingerprint.clone(),
             );
@@ -907,7 +907,7 @@ struct Location {
 /// secrets), else the image's own repository.
 fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Location> {
     let own = || SignatureLocation {
-        registry: image.registry().to_string(),
+        registry: image.endpoint().to_string(),
         repository: image.repository().to_string(),
         tag_prefix: String::new(),
     };
@@ -928,7 +928,7 @@ fn signature_locations(image: &ImageRef, authority: &Authority) -> Vec<Location>
             });
             let signatures = match repository {
                 Some(repo) => SignatureLocation {
-                    registry: repo.registry().to_string(),
+                    registry: repo.endpoint().to_string(),
                     repository: repo.repository().to_string(),
                     tag_prefix,
                 },

@@ -26,7 +26,7 @@ pub async fn attachment_tree(
         Some(digest) => digest.to_string(),
         None => registry
             .resolve_digest(
-                image.registry(),
+                image.endpoint(),
                 image.repository(),
                 image.registry_reference(),
                 credentials,
@@ -87,7 +87,7 @@ async fn layers_of(
     credentials: &Credentials,
 ) -> Result<Option<Vec<String>>, RegistryError> {
     let manifest = match registry
-        .get_manifest(image.registry(), image.repository(), tag, credentials)
+        .get_manifest(image.endpoint(), image.repository(), tag, credentials)
         .await
     {
         Ok(manifest) => manifest,
@@ -119,7 +119,7 @@ async fn referrers(
     credentials: &Credentials,
 ) -> Result<(&'static str, Vec<String>), RegistryError> {
     let found =
-        super::referrers::referrers_index(registry, image.registry(), image.repository(), digest, credentials).await?;
+        super::referrers::referrers_index(registry, image.endpoint(), image.repository(), digest, credentials).await?;
     let Some((how, index)) = found else {
         return Ok(("no referrers API, no referrers tag", Vec::new()));
     };

@@ -274,13 +274,27 @@ impl Mirror {
                     Folder::Metadata => metadata,
                     Folder::Targets => targets,
                 };
-                let url = base
-                    .join(name)
-                    .map_err(|e| sigstore_tuf::Error::transport(format!("{name}: {e}")))?;
-                http_get(client, url, limit).await
+                http_get(client, file_url(base, name)?, limit).await
             }
         }
     }
+}
+
+/// `base` (a folder URL) with `name` appended segment by segment. Names come from signed
+/// metadata and the TrustRoot, but are never read as URLs: `//host`, `https:`, `..`, `?` and
+/// `#` cannot lead anywhere but below `base`.
+fn file_url(base: &Url, name: &str) -> sigstore_tuf::Result<Url> {
+    let refuse = || sigstore_tuf::Error::transport(format!("{name:?} is not a file name below the mirror"));
+    let segments: Vec<&str> = name.split('/').collect();
+    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+        return Err(refuse());
+    }
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| refuse())?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 /// GETs one mirror file of at most `limit` bytes. A 403 counts as "not found" because object
@@ -413,16 +427,38 @@ async fn trusted_root_from_tuf(
         Some(trusted.root().expires),
         trusted.timestamp().map(|t| t.expires),
         trusted.snapshot().map(|s| s.expires),
-        trusted.targets_role("targets").map(|t| t.expires),
     ]
     .into_iter()
     .flatten()
+    .chain(targets_expiries(trusted))
     .min()
     .map_or(i64::MAX, |expires| expires.as_second());
     Ok(VerifiedRoot {
         trust: Arc::new(trust),
         tuf_expires: OffsetDateTime::from_unix_timestamp(earliest).unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
+}
+
+/// The expiry of every targets role the client loaded: the top level and each delegated role
+/// reached from it. The target may be signed by a delegated role, and a root kept past that
+/// role's expiry is exactly the freeze TUF's expiry guards against.
+fn targets_expiries(trusted: &sigstore_tuf::TrustedMetadataSet) -> Vec<jiff::Timestamp> {
+    let mut expiries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec!["targets".to_string()];
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(role) = trusted.targets_role(&name) else {
+            continue;
+        };
+        expiries.push(role.expires);
+        if let Some(delegations) = &role.delegations {
+            pending.extend(delegations.roles.iter().map(|r| r.name.clone()));
+        }
+    }
+    expiries
 }
 
 fn tuf_error(error: sigstore_tuf::Error) -> TufError {
@@ -686,6 +722,22 @@ fn fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_file_names_stay_below_the_mirror() {
+        let base = Url::parse("https://mirror.example/tuf/targets/").unwrap();
+        let url = |name: &str| file_url(&base, name).map(|u| u.to_string());
+        assert_eq!(
+            url("trusted_root.json").unwrap(),
+            "https://mirror.example/tuf/targets/trusted_root.json"
+        );
+        assert_eq!(url("a/b.json").unwrap(), "https://mirror.example/tuf/targets/a/b.json");
+        assert_eq!(url("x?y#z").unwrap(), "https://mirror.example/tuf/targets/x%3Fy%23z");
+        assert_eq!(url("https:x").unwrap(), "https://mirror.example/tuf/targets/https:x");
+        for bad in ["//evil.example/x", "../x", "a/../../x", "./x", "", "a//b"] {
+            assert!(file_url(&base, bad).is_err(), "{bad}");
+        }
+    }
     use std::io::Write;
 
     fn gzip_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {

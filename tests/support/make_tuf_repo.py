@@ -9,7 +9,8 @@ N.snapshot.json, N.targets.json, N.sigstore.json, targets/<sha256>.trusted_root.
 - key IDs are sha256 over the key WITHOUT its `x-tuf-on-ci-*` fields, which the keys carry;
 - timestamp and snapshot `meta` entries hold only `version` (no length, no hashes);
 - the snapshot keeps an entry for a role that is no longer delegated;
-- the target lives in a delegated targets role (`sigstore`), not in top-level targets;
+- the target lives in a delegated targets role (`sigstore`), not in top-level targets, and that
+  role expires first (in 2 days; everything else in 30);
 - root v1 has expired and is rotated to v2 (new root keys, signed by the old and the new), so
   a client must update from an expired initial root.
 
@@ -102,7 +103,8 @@ def main():
 
     targets = Targets(expires=later)
     if quirks:
-        delegated = Targets(expires=later)
+        # The delegated role expires first (in 2 days): clients must count its expiry too.
+        delegated = Targets(expires=now + timedelta(days=2))
         delegated.targets["trusted_root.json"] = target
         targets.delegations = Delegations(
             keys={delegate.public_key.keyid: quirky_key(delegate, "@sigstore", quirks)},
