@@ -12,13 +12,15 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use signet::api::trustroot::Repository;
 use signet::verify::trust::TrustRoot;
-use signet::verify::tuf::verify_repository_at;
+use signet::verify::tuf::{verify_remote, verify_repository_at};
+use support::{MockReply, MockServer};
 use time::OffsetDateTime;
 
 fn b64(bytes: &[u8]) -> String {
@@ -162,4 +164,50 @@ async fn github_root_chain_v8_to_v9_is_followed() {
         .await
         .expect_err("tough rejects GitHub's root");
     assert!(err.contains("key ID"), "{err}");
+}
+
+/// Serves `dir` over HTTP; `timestamp.json` is whichever file `timestamp` names.
+async fn serve_mirror(dir: PathBuf, timestamp: Arc<Mutex<&'static str>>) -> MockServer {
+    MockServer::start(move |request| {
+        let name = request.path.trim_start_matches('/');
+        let name = if name == "timestamp.json" {
+            *timestamp.lock().unwrap()
+        } else {
+            name
+        };
+        match std::fs::read(dir.join(name)) {
+            Ok(bytes) => MockReply::with_body(200, bytes),
+            Err(_) => MockReply::status(404),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_remote_mirror_cannot_roll_a_refresher_back() {
+    let Some(repo) = python_tuf_repo(&public_good_trusted_root(), false) else {
+        return;
+    };
+    let root = std::fs::read(repo.path().join("1.root.json")).unwrap();
+    let timestamp = Arc::new(Mutex::new("timestamp.v2.json"));
+    let mirror = serve_mirror(repo.path().to_path_buf(), timestamp.clone()).await;
+    let remote = signet::api::trustroot::Remote {
+        root: Some(b64(&root)),
+        mirror: Some(format!("http://{}", mirror.host())),
+        ..Default::default()
+    };
+    let seen = Arc::new(sigstore_tuf::MemoryStore::new());
+    verify_remote(&remote, seen.clone())
+        .await
+        .expect("timestamp v2 verifies");
+    // The mirror now serves the older, still unexpired timestamp v1.
+    *timestamp.lock().unwrap() = "timestamp.json";
+    let err = verify_remote(&remote, seen.clone())
+        .await
+        .expect_err("a rollback to v1 is refused");
+    assert!(err.to_string().contains("rollback"), "{err}");
+    // A client that never saw v2 accepts v1: what protects is the refresher's memory.
+    verify_remote(&remote, Arc::new(sigstore_tuf::MemoryStore::new()))
+        .await
+        .expect("v1 alone verifies");
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use sha2::Digest;
+use sigstore_tuf::MemoryStore;
 use sigstore_tuf::transport::FetchFuture;
 use time::OffsetDateTime;
 
@@ -356,11 +357,13 @@ pub async fn verify_repository_at(repository: &Repository, now: OffsetDateTime) 
         files,
         targets: targets_folder(repository.targets.as_deref()).to_string(),
     };
-    trusted_root_from_tuf(&root, mirror, repository.trusted_root_target.as_deref(), now).await
+    trusted_root_from_tuf(&root, mirror, repository.trusted_root_target.as_deref(), now, None).await
 }
 
 /// Verifies a `remote` mirror over HTTP(S). Only the background refresher calls this.
-pub async fn verify_remote(remote: &Remote) -> Result<VerifiedRoot, TufError> {
+/// `seen` holds the metadata verified on earlier fetches of this mirror: versions below it
+/// are refused as a rollback, as a TUF client with a local cache does.
+pub async fn verify_remote(remote: &Remote, seen: Arc<MemoryStore>) -> Result<VerifiedRoot, TufError> {
     let root = decoded(&remote.root, "root")?;
     let mirror = remote
         .mirror
@@ -392,7 +395,7 @@ pub async fn verify_remote(remote: &Remote) -> Result<VerifiedRoot, TufError> {
         targets,
     };
     let target = remote.trusted_root_target.as_deref();
-    trusted_root_from_tuf(&root, mirror, target, OffsetDateTime::now_utc()).await
+    trusted_root_from_tuf(&root, mirror, target, OffsetDateTime::now_utc(), Some(seen)).await
 }
 
 /// The TUF client workflow from `root` (root chain, timestamp, snapshot, targets, with
@@ -403,12 +406,16 @@ async fn trusted_root_from_tuf(
     mirror: Mirror,
     target: Option<&str>,
     now: OffsetDateTime,
+    seen: Option<Arc<MemoryStore>>,
 ) -> Result<VerifiedRoot, TufError> {
     let target = target
         .filter(|t| !t.trim().is_empty())
         .unwrap_or(DEFAULT_TRUSTED_ROOT_TARGET);
     let now = jiff::Timestamp::from_second(now.unix_timestamp()).map_err(|e| TufError::Verify(e.to_string()))?;
     let mut updater = sigstore_tuf::Updater::new(mirror, root).map_err(tuf_error)?;
+    if let Some(seen) = seen {
+        updater = updater.with_store(seen);
+    }
     updater.refresh(now).await.map_err(tuf_error)?;
     let bytes = updater.get_target(target, now).await.map_err(|e| match e {
         sigstore_tuf::Error::TargetNotFound(_) => TufError::NoTarget(target.to_string()),
@@ -612,8 +619,10 @@ impl TrustRootStore {
     /// [`retain`]: TrustRootStore::retain
     async fn refresh_remote(self, name: String, key: String, remote: Remote) {
         let mut retry = REMOTE_RETRY;
+        // What earlier fetches verified, so a mirror cannot roll this refresher back.
+        let seen = Arc::new(MemoryStore::new());
         loop {
-            let outcome = verify_remote(&remote).await;
+            let outcome = verify_remote(&remote, seen.clone()).await;
             let wait = match &outcome {
                 Ok(root) => {
                     tracing::info!(trust_root = %name, tuf_expires = %root.tuf_expires, "TUF mirror fetched and verified");

@@ -15,6 +15,7 @@ N.snapshot.json, N.targets.json, N.sigstore.json, targets/<sha256>.trusted_root.
   a client must update from an expired initial root.
 
 With --plain none of the quirks are applied except consistent snapshots (a control).
+Also writes timestamp.v2.json, a newer timestamp for the same snapshot (rollback tests).
 Prints the path of the initial root (1.root.json).
 """
 
@@ -143,6 +144,11 @@ def main():
     timestamp_md = Metadata(timestamp)
     timestamp_md.sign(online)
     write(timestamp_md, "timestamp.json")
+    # A newer timestamp (version 2) for rollback tests: serve it first, then the old one.
+    timestamp.version = 2
+    newer_md = Metadata(timestamp)
+    newer_md.sign(online)
+    write(newer_md, "timestamp.v2.json")
     print(os.path.join(out, "1.root.json"))
 
 
