@@ -114,7 +114,7 @@ impl Admission {
                 let answer = match tokio::time::timeout(budget, self.answer(request, endpoint)).await {
                     Ok(answer) => answer,
                     Err(_) => Answer::deny(format!(
-                        "signet could not finish verifying the images within {budget:?}; retry, or check registry reachability"
+                        "signet could not finish verifying the images within {budget:.1?}; retry, or check registry reachability"
                     )),
                 };
                 (request.uid.clone(), answer)
