@@ -604,3 +604,29 @@ async fn a_stalled_registry_cannot_take_every_place() {
         task.abort();
     }
 }
+
+/// An endpoint whose operation just timed out is answered at once for a while, so a registry
+/// that never answers does not hold registry places review after review.
+#[tokio::test]
+async fn a_registry_that_just_timed_out_is_answered_at_once() {
+    init();
+    let silent = MockServer::start(|_| MockReply::Hang).await;
+    let healthy = MockServer::start(|_| digest_reply(BODY)).await;
+    let client = client_for(&[silent.host(), healthy.host()], Duration::from_secs(1));
+    let first = client.resolve_digest(&silent.host(), "demo/app", "v1", &ANON).await;
+    assert!(matches!(first, Err(RegistryError::Timeout { .. })), "{first:?}");
+    let started = Instant::now();
+    let second = client.resolve_digest(&silent.host(), "demo/app", "v2", &ANON).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = second.expect_err("still stalled");
+    assert!(matches!(err, RegistryError::Stalled { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out moments ago"), "{err}");
+    assert_eq!(silent.requests().len(), 1, "the second call never reached the registry");
+    // Other registries are not affected.
+    let digest = client.resolve_digest(&healthy.host(), "demo/app", "v1", &ANON).await;
+    assert_eq!(digest.expect("healthy"), sha256_digest(BODY));
+}

@@ -2,6 +2,7 @@
 //! classification and size-limited, digest-checked bodies.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,8 @@ struct Inner {
     /// of the process-wide places, and the other registries keep the rest.
     per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_endpoint_limit: usize,
+    /// Endpoints whose last operation timed out, and until when they are answered at once.
+    stalled: Mutex<HashMap<String, Instant>>,
     insecure_hosts: Vec<String>,
     timeout: Duration,
     tokens: TokenCache,
@@ -75,6 +78,9 @@ struct Turn<'a> {
     _endpoint: OwnedSemaphorePermit,
     _process: SemaphorePermit<'a>,
 }
+
+/// How long an endpoint whose operation timed out is answered at once, without trying.
+const STALLED_FOR: Duration = Duration::from_secs(10);
 
 /// Endpoints remembered for their semaphores before idle ones are dropped.
 const MAX_TRACKED_ENDPOINTS: usize = 1024;
@@ -169,6 +175,7 @@ impl RegistryClient {
                 operations: Semaphore::new(config.max_concurrent_operations),
                 per_endpoint: Mutex::new(HashMap::new()),
                 per_endpoint_limit: (config.max_concurrent_operations / 4).max(1),
+                stalled: Mutex::new(HashMap::new()),
                 insecure_hosts: config.insecure_hosts,
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
@@ -190,14 +197,13 @@ impl RegistryClient {
     /// HEAD (fallback GET) the manifest for a tag or digest with the full Accept list;
     /// returns the digest the registry reports (Docker-Content-Digest), or, on GET, the
     /// sha256 of the bytes. For a multi-arch tag this is the index digest.
-    pub async fn resolve_digest(
+    async fn resolve_digest_now(
         &self,
         registry: &str,
         repository: &str,
         reference: &str,
         creds: &Credentials,
     ) -> Result<String, RegistryError> {
-        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         let resp = self.send(&call, Method::HEAD, &url, Some(MANIFEST_ACCEPT)).await?;
@@ -219,21 +225,20 @@ impl RegistryClient {
 
     /// GET a manifest (tag or digest). When `reference` is a digest the body's sha256 must
     /// equal it. Limited to [`MAX_MANIFEST_BYTES`].
-    pub async fn get_manifest(
+    async fn get_manifest_now(
         &self,
         registry: &str,
         repository: &str,
         reference: &str,
         creds: &Credentials,
     ) -> Result<Manifest, RegistryError> {
-        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, reference, creds)?;
         let url = call.url("manifests", reference)?;
         self.fetch_manifest(&call, &url).await
     }
 
     /// GET a blob, verify its sha256 equals `digest`, reading at most `max_bytes`.
-    pub async fn get_blob(
+    async fn get_blob_now(
         &self,
         registry: &str,
         repository: &str,
@@ -241,7 +246,6 @@ impl RegistryClient {
         max_bytes: usize,
         creds: &Credentials,
     ) -> Result<Vec<u8>, RegistryError> {
-        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("blobs are fetched by sha256 digest only"));
@@ -259,14 +263,13 @@ impl RegistryClient {
     /// GET `/v2/<repo>/referrers/<digest>` (OCI 1.1). `Ok(None)` when the registry has no
     /// referrers API (404, or an answer that is not an index), so callers fall back to the
     /// referrers tag schema.
-    pub async fn get_referrers(
+    async fn get_referrers_now(
         &self,
         registry: &str,
         repository: &str,
         digest: &str,
         creds: &Credentials,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
-        let _turn = self.operation_permit(registry).await?;
         let call = self.call(registry, repository, digest, creds)?;
         if !is_sha256_digest(digest) {
             return Err(call.invalid("referrers are listed by sha256 digest only"));
@@ -284,6 +287,119 @@ impl RegistryClient {
             return Ok(None);
         }
         Ok(Some(bytes))
+    }
+
+    /// [`Self::resolve_digest_now`], in its turn among the registry places.
+    pub async fn resolve_digest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+        creds: &Credentials,
+    ) -> Result<String, RegistryError> {
+        self.in_turn(
+            registry,
+            repository,
+            reference,
+            self.resolve_digest_now(registry, repository, reference, creds),
+        )
+        .await
+    }
+
+    /// [`Self::get_manifest_now`], in its turn among the registry places.
+    pub async fn get_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+        creds: &Credentials,
+    ) -> Result<Manifest, RegistryError> {
+        self.in_turn(
+            registry,
+            repository,
+            reference,
+            self.get_manifest_now(registry, repository, reference, creds),
+        )
+        .await
+    }
+
+    /// [`Self::get_blob_now`], in its turn among the registry places.
+    pub async fn get_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        max_bytes: usize,
+        creds: &Credentials,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.in_turn(
+            registry,
+            repository,
+            digest,
+            self.get_blob_now(registry, repository, digest, max_bytes, creds),
+        )
+        .await
+    }
+
+    /// [`Self::get_referrers_now`], in its turn among the registry places.
+    pub async fn get_referrers(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        creds: &Credentials,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        self.in_turn(
+            registry,
+            repository,
+            digest,
+            self.get_referrers_now(registry, repository, digest, creds),
+        )
+        .await
+    }
+
+    /// Runs one operation in its turn (see [`Self::operation_permit`]). An endpoint whose
+    /// operation just timed out is answered at once for [`STALLED_FOR`], without a turn: a
+    /// registry that does not answer must not hold places again and again.
+    async fn in_turn<T>(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+        operation: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let endpoint = registry_endpoint(registry);
+        if let Some(left) = self.stalled_for(endpoint) {
+            return Err(RegistryError::Stalled {
+                target: Target {
+                    registry: registry.to_string(),
+                    repository: repository.to_string(),
+                    reference: reference.to_string(),
+                },
+                left,
+            });
+        }
+        let _turn = self.operation_permit(registry).await?;
+        let outcome = operation.await;
+        if let Err(RegistryError::Timeout { .. }) = &outcome {
+            let until = Instant::now().checked_add(STALLED_FOR);
+            let mut stalled = self.inner.stalled.lock().unwrap_or_else(|e| e.into_inner());
+            if stalled.len() >= MAX_TRACKED_ENDPOINTS {
+                let now = Instant::now();
+                stalled.retain(|_, until| *until > now);
+            }
+            if let Some(until) = until {
+                stalled.insert(endpoint.to_string(), until);
+            }
+        }
+        outcome
+    }
+
+    /// How long `endpoint` is still answered as stalled, if it is.
+    fn stalled_for(&self, endpoint: &str) -> Option<Duration> {
+        let stalled = self.inner.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        let left = stalled.get(endpoint)?.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
     /// Waits for a turn at `registry`'s endpoint, then among

@@ -116,6 +116,8 @@ pub enum RegistryError {
     },
     #[error("{target}: timed out after {elapsed:?}")]
     Timeout { target: Target, elapsed: Duration },
+    #[error("{target}: the registry timed out moments ago; not tried again for another {}s", .left.as_secs().max(1))]
+    Stalled { target: Target, left: Duration },
     #[error("{target}: TLS error: {detail}")]
     Tls { target: Target, detail: String },
     #[error("{target}: connection failed: {detail}")]
@@ -169,6 +171,7 @@ impl RegistryError {
             | RegistryError::Server { target, .. }
             | RegistryError::UnexpectedStatus { target, .. }
             | RegistryError::Timeout { target, .. }
+            | RegistryError::Stalled { target, .. }
             | RegistryError::Tls { target, .. }
             | RegistryError::Connect { target, .. }
             | RegistryError::DigestMismatch { target, .. }
