@@ -64,6 +64,7 @@ struct Inner {
     per_endpoint_limit: usize,
     /// Endpoints whose last operation timed out, and until when they are answered at once.
     stalled: Mutex<HashMap<String, Instant>>,
+    stalled_for: Duration,
     insecure_hosts: Vec<String>,
     timeout: Duration,
     tokens: TokenCache,
@@ -78,9 +79,6 @@ struct Turn<'a> {
     _endpoint: OwnedSemaphorePermit,
     _process: SemaphorePermit<'a>,
 }
-
-/// How long an endpoint whose operation timed out is answered at once, without trying.
-const STALLED_FOR: Duration = Duration::from_secs(10);
 
 /// Endpoints remembered for their semaphores before idle ones are dropped.
 const MAX_TRACKED_ENDPOINTS: usize = 1024;
@@ -176,6 +174,7 @@ impl RegistryClient {
                 per_endpoint: Mutex::new(HashMap::new()),
                 per_endpoint_limit: (config.max_concurrent_operations / 4).max(1),
                 stalled: Mutex::new(HashMap::new()),
+                stalled_for: config.stalled_for,
                 insecure_hosts: config.insecure_hosts,
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
@@ -359,7 +358,7 @@ impl RegistryClient {
     }
 
     /// Runs one operation in its turn (see [`Self::operation_permit`]). An endpoint whose
-    /// operation just timed out is answered at once for [`STALLED_FOR`], without a turn: a
+    /// operation just timed out is answered at once for `stalled_for`, without a turn: a
     /// registry that does not answer must not hold places again and again.
     async fn in_turn<T>(
         &self,
@@ -382,7 +381,7 @@ impl RegistryClient {
         let _turn = self.operation_permit(registry).await?;
         let outcome = operation.await;
         if let Err(RegistryError::Timeout { .. }) = &outcome {
-            let until = Instant::now().checked_add(STALLED_FOR);
+            let until = Instant::now().checked_add(self.inner.stalled_for);
             let mut stalled = self.inner.stalled.lock().unwrap_or_else(|e| e.into_inner());
             if stalled.len() >= MAX_TRACKED_ENDPOINTS {
                 let now = Instant::now();

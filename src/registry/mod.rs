@@ -43,6 +43,8 @@ pub struct RegistryConfig {
     /// the rest wait in FIFO order. This bounds open connections, file descriptors and
     /// buffered bodies whatever the reviews ask for.
     pub max_concurrent_operations: usize,
+    /// How long an endpoint whose operation timed out is answered at once, without trying.
+    pub stalled_for: Duration,
     pub user_agent: String,
 }
 
@@ -58,6 +60,7 @@ impl Default for RegistryConfig {
             insecure_hosts: Vec::new(),
             request_timeout: Duration::from_secs(10),
             max_concurrent_operations: DEFAULT_MAX_CONCURRENT_OPERATIONS,
+            stalled_for: Duration::from_secs(10),
             user_agent: concat!("signet/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }

@@ -120,12 +120,15 @@ fn with_host(response: &[u8], addr: SocketAddr) -> Vec<u8> {
 }
 
 /// A client for the scripted registry: plain HTTP, a short deadline (so a 429 with a long
-/// `Retry-After` is given up on at once).
+/// `Retry-After` is given up on at once), no memory of stalled endpoints.
 pub fn client_for(registry: &ScriptedRegistry) -> RegistryClient {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     RegistryClient::new(RegistryConfig {
         insecure_hosts: vec![registry.host()],
         request_timeout: Duration::from_millis(500),
+        // Every script must reach the registry: a timeout in one must not make the next
+        // ones answer "stalled" without trying.
+        stalled_for: Duration::ZERO,
         ..RegistryConfig::default()
     })
     .expect("registry client")
