@@ -14,10 +14,6 @@ use support::{MockReply, MockRequest, MockServer, TestKey};
 const HUGE: &str = "18446744073709551615";
 const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
 
-fn sha256(bytes: &[u8]) -> String {
-    support::sha256(bytes)
-}
-
 /// 429 forever, asking for a wait of u64::MAX seconds.
 fn endless_rate_limit(_: &MockRequest) -> MockReply {
     MockReply::status(429).header("Retry-After", HUGE)
@@ -32,7 +28,7 @@ fn immortal_tokens(req: &MockRequest) -> MockReply {
     match req.header("authorization") {
         Some("Bearer t") if req.path.contains("/manifests/v1") => MockReply::with_body(200, MANIFEST.to_vec())
             .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-            .header("Docker-Content-Digest", &sha256(MANIFEST)),
+            .header("Docker-Content-Digest", &support::sha256(MANIFEST)),
         Some("Bearer t") => MockReply::status(404),
         _ => MockReply::status(401).header(
             "WWW-Authenticate",
@@ -73,7 +69,7 @@ async fn a_token_that_never_expires_is_cached_without_overflow() {
     let mut signet = Signet::start(dir.path(), &["--insecure-registry", &registry.host()]).await;
     let image = format!("{}/demo/app:v1", registry.host());
     // The tag resolves with the token; no signature exists, so the denial says so.
-    answered_and_denied(&signet, &image, &sha256(MANIFEST)).await;
+    answered_and_denied(&signet, &image, &support::sha256(MANIFEST)).await;
     assert_eq!(registry.count("/token"), 1, "the token is cached and reused");
     assert!(signet.is_running());
     assert!(!signet.logs().contains("panicked"), "{}", signet.logs());

@@ -87,7 +87,7 @@ fn normalise_registry(glob: &str) -> String {
     if first.contains('*') {
         // A wildcard host with a literal default port (`*.corp.example:443`) names the same
         // registries as without it.
-        return format!("{}/{rest}", strip_default_port(first));
+        return format!("{}/{rest}", canonical_registry(first));
     }
     let host = canonical_registry(&first.to_ascii_lowercase());
     let host = match host.as_str() {
@@ -95,18 +95,6 @@ fn normalise_registry(glob: &str) -> String {
         _ => host,
     };
     format!("{host}/{rest}")
-}
-
-/// `host:443` and `host:0443` → `host`, for a host that may hold `*`.
-fn strip_default_port(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((name, port))
-            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse() == Ok(443u16) =>
-        {
-            name
-        }
-        _ => host,
-    }
 }
 
 fn translate(glob: &str) -> String {

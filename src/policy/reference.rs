@@ -243,7 +243,8 @@ fn split_registry(raw: &str, name: &str) -> Result<(String, String, String), Ref
     Ok((registry, endpoint, repository))
 }
 
-/// `host:0443` → `host:443`; anything that is not a numeric port is left as it is.
+/// `host:0443` → `host:443`; anything that is not a numeric port is left as it is (for
+/// validation to reject, never guessed at).
 fn without_leading_zeros(registry: &str) -> String {
     let (host, port) = split_host_port(registry);
     match port.map(str::parse::<u16>) {
@@ -258,11 +259,10 @@ fn without_leading_zeros(registry: &str) -> String {
 /// would not match `localhost:443/app`, although the kubelet pulls the very same image.
 pub(crate) fn canonical_registry(registry: &str) -> String {
     let (host, port) = split_host_port(registry);
-    match port.map(str::parse::<u16>) {
-        Some(Ok(443)) => host.to_string(),
-        Some(Ok(port)) => format!("{host}:{port}"),
-        // Not a port at all: left for validation to reject, never guessed at.
-        Some(Err(_)) | None => registry.to_string(),
+    if port.and_then(|p| p.parse::<u16>().ok()) == Some(443) {
+        host.to_string()
+    } else {
+        without_leading_zeros(registry)
     }
 }
 
