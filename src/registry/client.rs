@@ -1,18 +1,17 @@
 //! The HTTP side of the registry client: URLs, auth round trips, 429 retries, error
 //! classification and size-limited, digest-checked bodies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url, redirect};
 use tracing::{debug, warn};
 
 use super::auth::{Challenge, TokenCache, TokenKey, challenge_error, parse_challenges, parse_token_response};
+use super::places::Places;
 use super::{
     Credentials, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, RegistryConfig, RegistryError, Target,
     is_sha256_digest, sha256_digest,
@@ -53,18 +52,8 @@ pub struct RegistryClient {
 
 struct Inner {
     http: reqwest::Client,
-    /// One permit per registry operation in flight. tokio's semaphore is fair (FIFO), and a
-    /// review asks for only a few permits at a time, so a review with thousands of images
-    /// queues behind, not in front of, the reviews that come after it.
-    operations: Semaphore,
-    /// One semaphore per registry endpoint, a quarter of `operations` each: a registry that
-    /// stalls (unroutable, or answering 429 just inside the deadline) holds at most that share
-    /// of the process-wide places, and the other registries keep the rest.
-    per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
-    per_endpoint_limit: usize,
-    /// Endpoints whose last operation timed out, and until when they are answered at once.
-    stalled: Mutex<HashMap<String, Instant>>,
-    stalled_for: Duration,
+    /// Registry operations at once, per endpoint and in the process; stalled endpoints.
+    places: Places,
     insecure_hosts: Vec<String>,
     timeout: Duration,
     tokens: TokenCache,
@@ -73,15 +62,6 @@ struct Inner {
     /// `signet_registry_requests_total{registry, status}`, when metrics are wanted.
     requests: Option<prometheus::IntCounterVec>,
 }
-
-/// Places held by one registry operation: one at its endpoint, one in the process.
-struct Turn<'a> {
-    _endpoint: OwnedSemaphorePermit,
-    _process: SemaphorePermit<'a>,
-}
-
-/// Endpoints remembered for their semaphores before idle ones are dropped.
-const MAX_TRACKED_ENDPOINTS: usize = 1024;
 
 /// One operation: what it is about (for errors), where it goes, and its deadline.
 struct Call<'a> {
@@ -170,11 +150,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
-                operations: Semaphore::new(config.max_concurrent_operations),
-                per_endpoint: Mutex::new(HashMap::new()),
-                per_endpoint_limit: (config.max_concurrent_operations / 4).max(1),
-                stalled: Mutex::new(HashMap::new()),
-                stalled_for: config.stalled_for,
+                places: Places::new(config.max_concurrent_operations, config.stalled_for),
                 insecure_hosts: config.insecure_hosts,
                 timeout: config.request_timeout,
                 tokens: TokenCache::new(),
@@ -357,7 +333,7 @@ impl RegistryClient {
         .await
     }
 
-    /// Runs one operation in its turn (see [`Self::operation_permit`]). An endpoint whose
+    /// Runs one operation in its turn (see [`Places::turn`]). An endpoint whose
     /// operation just timed out is answered at once for `stalled_for`, without a turn: a
     /// registry that does not answer must not hold places again and again.
     async fn in_turn<T>(
@@ -368,7 +344,7 @@ impl RegistryClient {
         operation: impl Future<Output = Result<T, RegistryError>>,
     ) -> Result<T, RegistryError> {
         let endpoint = registry_endpoint(registry);
-        if let Some(left) = self.stalled_for(endpoint) {
+        if let Some(left) = self.inner.places.stalled_for(endpoint) {
             return Err(RegistryError::Stalled {
                 target: Target {
                     registry: registry.to_string(),
@@ -378,54 +354,14 @@ impl RegistryClient {
                 left,
             });
         }
-        let _turn = self.operation_permit(registry).await?;
+        // The semaphores are never closed, so this error cannot happen; mapped, not unwrapped.
+        let _turn = (self.inner.places.turn(endpoint).await)
+            .map_err(|_| invalid_config("the registry client is shutting down"))?;
         let outcome = operation.await;
         if let Err(RegistryError::Timeout { .. }) = &outcome {
-            let until = Instant::now().checked_add(self.inner.stalled_for);
-            let mut stalled = self.inner.stalled.lock().unwrap_or_else(|e| e.into_inner());
-            if stalled.len() >= MAX_TRACKED_ENDPOINTS {
-                let now = Instant::now();
-                stalled.retain(|_, until| *until > now);
-            }
-            if let Some(until) = until {
-                stalled.insert(endpoint.to_string(), until);
-            }
+            self.inner.places.timed_out(endpoint);
         }
         outcome
-    }
-
-    /// How long `endpoint` is still answered as stalled, if it is.
-    fn stalled_for(&self, endpoint: &str) -> Option<Duration> {
-        let stalled = self.inner.stalled.lock().unwrap_or_else(|e| e.into_inner());
-        let left = stalled.get(endpoint)?.saturating_duration_since(Instant::now());
-        (!left.is_zero()).then_some(left)
-    }
-
-    /// Waits for a turn at `registry`'s endpoint, then among
-    /// [`RegistryConfig::max_concurrent_operations`]; both are held for the whole operation
-    /// (auth round trips, 429 waits and the body).
-    async fn operation_permit(&self, registry: &str) -> Result<Turn<'_>, RegistryError> {
-        // The semaphores are never closed, so these errors cannot happen; mapped, not unwrapped.
-        let closed = |_| invalid_config("the registry client is shutting down");
-        let endpoint = self.endpoint_semaphore(registry_endpoint(registry));
-        let endpoint = endpoint.acquire_owned().await.map_err(closed)?;
-        let process = self.inner.operations.acquire().await.map_err(closed)?;
-        Ok(Turn {
-            _endpoint: endpoint,
-            _process: process,
-        })
-    }
-
-    fn endpoint_semaphore(&self, endpoint: &str) -> Arc<Semaphore> {
-        let mut map = self.inner.per_endpoint.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_TRACKED_ENDPOINTS && !map.contains_key(endpoint) {
-            // Image names choose endpoints, so the map is bounded: idle ones are forgotten.
-            let idle = self.inner.per_endpoint_limit;
-            map.retain(|_, s| s.available_permits() < idle);
-        }
-        map.entry(endpoint.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_endpoint_limit)))
-            .clone()
     }
 
     fn call<'a>(

@@ -15,6 +15,7 @@ mod auth;
 mod client;
 pub mod config;
 pub mod credentials;
+mod places;
 
 use std::fmt;
 use std::time::Duration;
