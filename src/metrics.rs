@@ -23,6 +23,12 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     /// Time to verify one authority against one digest, cache misses only, by kind and outcome.
     pub verification_seconds: HistogramVec,
+    /// Failed authority verifications (cache misses), by kind and reason
+    /// (`AuthorityFailure::metric_label`).
+    pub authority_failures: IntCounterVec,
+    /// Policies that failed for an image, by mode (`enforce` denies, `warn` warns) and the
+    /// reason of the policy's first failing authority.
+    pub policy_failures: IntCounterVec,
     /// AdmissionReviews being answered right now.
     pub in_flight: IntGauge,
     /// Reviews whose handling panicked and were answered with a denial.
@@ -77,6 +83,22 @@ impl Metrics {
             ]),
             &["kind", "outcome"],
         )?;
+        let authority_failures = IntCounterVec::new(
+            Opts::new(
+                "signet_authority_failures_total",
+                "Failed authority verifications (cache misses), by kind and reason",
+            ),
+            &["kind", "reason"],
+        )?;
+        let policy_failures = IntCounterVec::new(
+            Opts::new(
+                "signet_policy_failures_total",
+                "Policies that failed for an image, by mode and the reason of their first failing authority",
+            ),
+            &["mode", "reason"],
+        )?;
+        registry.register(Box::new(authority_failures.clone()))?;
+        registry.register(Box::new(policy_failures.clone()))?;
         let in_flight = IntGauge::new("signet_admissions_in_flight", "AdmissionReviews being answered")?;
         registry.register(Box::new(registry_requests.clone()))?;
         registry.register(Box::new(cache_lookups.clone()))?;
@@ -97,6 +119,8 @@ impl Metrics {
             registry_requests,
             cache_lookups,
             verification_seconds,
+            authority_failures,
+            policy_failures,
             in_flight,
             internal_errors,
         })

@@ -180,3 +180,84 @@ async fn repeated_denials_of_an_unsigned_image_cost_one_lookup_of_each_kind() {
         );
     }
 }
+
+/// `signet_authority_failures_total{kind="key",reason}` as a number (0 when absent).
+fn authority_failures(metrics: &str, reason: &str) -> u64 {
+    let prefix = format!("signet_authority_failures_total{{kind=\"key\",reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn definitive_failures_are_reused_for_the_failure_ttl_and_registry_trouble_never() {
+    if !require_tools() {
+        return;
+    }
+    let registry = Registry::plain();
+    let key = TestKey::generate();
+    build_image(&registry, "judged/app", "v1", "j");
+    let image = format!("{}/judged/app:v1", registry.host());
+    // Nothing listens there: every fetch is refused, which may pass, so it is never cached.
+    let down = format!("127.0.0.1:{}", signet_server::free_port());
+    let unreachable = format!("{down}/gone/app@sha256:{}", "a".repeat(64));
+    let dir = policy_dir(&[&key_policy("signed", "**", &key.public_pem(), "")]);
+    let insecure = ["--insecure-registry", &registry.host(), "--insecure-registry", &down];
+
+    let with_ttl: Vec<&str> = insecure
+        .iter()
+        .copied()
+        .chain(["--failure-ttl-seconds", "30"])
+        .collect();
+    let signet = Signet::start(dir.path(), &with_ttl).await;
+    for i in 0..5 {
+        let unsigned = signet
+            .review("validate", &pod_review(&format!("u{i}"), &[&image]))
+            .await;
+        assert_eq!(unsigned["allowed"], false, "{unsigned}");
+        assert!(
+            unsigned["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no signatures found"),
+            "{unsigned}"
+        );
+        let refused = signet
+            .review("validate", &pod_review(&format!("r{i}"), &[&unreachable]))
+            .await;
+        assert_eq!(refused["allowed"], false, "{refused}");
+    }
+    let (_, metrics) = signet.admin_get("/metrics").await;
+    assert_eq!(
+        authority_failures(&metrics, "unsigned"),
+        1,
+        "judged once, reused 4 times:\n{metrics}"
+    );
+    assert_eq!(
+        authority_failures(&metrics, "registry"),
+        5,
+        "refused fetches are retried:\n{metrics}"
+    );
+    for line in [
+        "signet_policy_failures_total{mode=\"enforce\",reason=\"unsigned\"} 5",
+        "signet_policy_failures_total{mode=\"enforce\",reason=\"registry\"} 5",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+
+    let without: Vec<&str> = insecure.iter().copied().chain(["--failure-ttl-seconds", "0"]).collect();
+    let signet = Signet::start(dir.path(), &without).await;
+    for i in 0..3 {
+        let unsigned = signet
+            .review("validate", &pod_review(&format!("v{i}"), &[&image]))
+            .await;
+        assert_eq!(unsigned["allowed"], false, "{unsigned}");
+    }
+    let (_, metrics) = signet.admin_get("/metrics").await;
+    assert_eq!(
+        authority_failures(&metrics, "unsigned"),
+        3,
+        "no failure TTL, judged every time:\n{metrics}"
+    );
+}

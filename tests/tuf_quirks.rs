@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use signet::api::trustroot::Repository;
+use signet::evidence::tuf::{verify_remote, verify_repository_at};
 use signet::verify::trust::TrustRoot;
-use signet::verify::tuf::{verify_remote, verify_repository_at};
 use support::{MockReply, MockServer};
 use time::OffsetDateTime;
 

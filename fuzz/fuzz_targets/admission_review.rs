@@ -19,6 +19,8 @@ use signet::admission::{Admission, Endpoint};
 use signet::api::{Document, parse_documents};
 use signet::metrics::Metrics;
 use signet::policy::evaluate::{AuthorityCheck, NoMatchPolicy, RequestContext, Verifier};
+use signet::policy::failure::AuthorityFailure;
+use signet::policy::program::AuthorityMatch;
 use signet::policy::glob::Glob;
 use signet::policy::reference::ImageRef;
 use signet::policy::snapshot::PolicySnapshot;
@@ -92,8 +94,9 @@ impl Verifier for NoIo {
         Box::pin(async move { Err(format!("fuzz: no registry for {image}")) })
     }
 
-    fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async move { Err(format!("fuzz: no signature for {}@{}", check.image, check.digest)) })
+    fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>> {
+        let why = format!("fuzz: no signature for {}@{}", check.image, check.digest);
+        Box::pin(async move { Err(AuthorityFailure::Unsigned { reasons: vec![why] }) })
     }
 }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use serde_json::{Value, json};
 
+use crate::cluster::events::{EventRecorder, Involved};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, Verifier, evaluate};
 use crate::sources::SnapshotHandle;
-use crate::sources::events::{EventRecorder, Involved};
 use review::{AdmissionRequest, Answer, ReviewError, parse_review, render_response};
 use workload::{Workload, pod_spec_pointer, workload};
 
@@ -151,6 +151,7 @@ impl Admission {
         };
         answer.warnings = first_of(&evaluation.warnings, MESSAGES_SHOWN);
         log_verdicts(request, &evaluation);
+        self.count_policy_failures(&evaluation);
         self.record_events(request, endpoint, &answer);
         if endpoint == Endpoint::Mutate {
             // `test` first: the patch applies only to the object signet reviewed.
@@ -247,6 +248,28 @@ fn involved_object(request: &AdmissionRequest) -> Involved {
             .or_else(|| field("generateName"))
             .unwrap_or_default(),
         uid: field("uid"),
+    }
+}
+
+impl Admission {
+    /// `signet_policy_failures_total{mode, reason}`: one count per failing (image, policy).
+    fn count_policy_failures(&self, evaluation: &crate::policy::evaluate::Evaluation) {
+        use crate::policy::evaluate::ImageVerdict;
+        use crate::policy::snapshot::Mode;
+        for verdict in evaluation.verdicts.values() {
+            let ImageVerdict::Checked { policies, .. } = verdict else {
+                continue;
+            };
+            for policy in policies {
+                if let Some(reason) = policy.failure_label() {
+                    let mode = match policy.mode {
+                        Mode::Enforce => "enforce",
+                        Mode::Warn => "warn",
+                    };
+                    self.metrics.policy_failures.with_label_values(&[mode, reason]).inc();
+                }
+            }
+        }
     }
 }
 
@@ -373,6 +396,8 @@ mod tests {
     use super::*;
     use crate::api::{Document, parse_documents};
     use crate::policy::evaluate::AuthorityCheck;
+    use crate::policy::failure::AuthorityFailure;
+    use crate::policy::program::AuthorityMatch;
     use crate::policy::reference::ImageRef;
     use crate::policy::snapshot::PolicySnapshot;
 
@@ -388,7 +413,10 @@ mod tests {
             Box::pin(async { panic!("a bug deep in verification") })
         }
 
-        fn verify<'a>(&'a self, _: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+        fn verify<'a>(
+            &'a self,
+            _: AuthorityCheck<'a>,
+        ) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>> {
             Box::pin(async { panic!("a bug deep in verification") })
         }
     }

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use futures::future::{BoxFuture, join_all};
 use futures::stream::{self, StreamExt};
 
-use super::program::{AuthorityMatch, PolicySignature, cip_policy_input};
+use super::failure::AuthorityFailure;
+use super::program::{AuthorityMatch, cip_policy_input};
 use super::reference::ImageRef;
 use super::rego::Verdict;
 use super::snapshot::{AuthorityKind, CompiledAuthority, CompiledPolicy, Mode, PolicySnapshot};
-use crate::admission::workload::ContainerImage;
 use crate::api::trustroot::TrustRootSpec;
+use crate::policy::image::ContainerImage;
 
 /// What to do with an image no policy matches (`--no-match-policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -67,21 +68,13 @@ pub trait Verifier: Send + Sync {
         context: &'a RequestContext,
     ) -> BoxFuture<'a, Result<String, String>>;
 
-    /// Checks a key or keyless authority; `Ok` says what was verified, `Err` why not.
-    fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>>;
-
-    /// [`Verifier::verify`], also saying what was verified as a CIP-level `spec.policy` sees
-    /// it (`authorityMatches.NAME`: its signatures, or its attestations by name). This
-    /// default knows only the summary, so it reports one signature without details.
-    fn verify_signatures<'a>(
+    /// Checks a key or keyless authority: `Ok` says what was verified, and how a CIP-level
+    /// `spec.policy` sees it (`authorityMatches.NAME`: its signatures, or its attestations by
+    /// name); `Err` says why not.
+    fn verify<'a>(
         &'a self,
         check: AuthorityCheck<'a>,
-    ) -> BoxFuture<'a, Result<(String, AuthorityMatch), String>> {
-        Box::pin(async move {
-            let summary = self.verify(check).await?;
-            Ok((summary, AuthorityMatch::Signatures(vec![PolicySignature::default()])))
-        })
-    }
+    ) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>>;
 
     /// The config files of image `digest` by platform (`linux/amd64`: the OCI config), for a
     /// `spec.policy` with `fetchConfigFile`.
@@ -99,7 +92,7 @@ pub trait Verifier: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorityResult {
     pub authority: String,
-    pub outcome: Result<String, String>,
+    pub outcome: Result<String, AuthorityFailure>,
     /// True for key/keyless authorities, whose pass means the digest was verified.
     pub verifying: bool,
     /// What a passing key/keyless authority verified, for `spec.policy`.
@@ -121,6 +114,21 @@ pub struct PolicyResult {
 impl PolicyResult {
     pub fn passed(&self) -> bool {
         self.policy_error.is_none() && self.authorities.iter().any(|a| a.outcome.is_ok())
+    }
+
+    /// A metric label for why the policy failed (`None` when it passed): its `spec.policy`,
+    /// else the reason of its first failing authority.
+    pub fn failure_label(&self) -> Option<&'static str> {
+        if self.passed() {
+            return None;
+        }
+        if self.policy_error.is_some() {
+            return Some("spec_policy");
+        }
+        self.authorities
+            .iter()
+            .find_map(|a| a.outcome.as_ref().err())
+            .map(AuthorityFailure::metric_label)
     }
 
     fn verified_digest(&self) -> bool {
@@ -268,13 +276,15 @@ async fn evaluate_policy(
     let authorities = join_all(policy.authorities.iter().map(|authority| async move {
         let outcome = match (&authority.kind, digest) {
             (AuthorityKind::Static { pass: true, .. }, _) => Ok(("static pass".to_string(), AuthorityMatch::Static)),
-            (AuthorityKind::Static { pass: false, message }, _) => Err(message
-                .clone()
-                .unwrap_or_else(|| "the policy's static authority fails every image".into())),
-            (_, None) => Err(format!(
-                "the digest of {image} is unknown: {}",
-                resolve_error.unwrap_or("not resolved")
-            )),
+            (AuthorityKind::Static { pass: false, message }, _) => {
+                Err(AuthorityFailure::Static(message.clone().unwrap_or_else(|| {
+                    "the policy's static authority fails every image".into()
+                })))
+            }
+            (_, None) => Err(AuthorityFailure::DigestUnknown {
+                image: image.to_string(),
+                why: resolve_error.unwrap_or("not resolved").to_string(),
+            }),
             (_, Some(digest)) => {
                 let check = AuthorityCheck {
                     trust_roots: &snapshot.trust_roots,
@@ -284,7 +294,7 @@ async fn evaluate_policy(
                     authority,
                     context,
                 };
-                verifier.verify_signatures(check).await
+                verifier.verify(check).await
             }
         };
         let (outcome, matched) = match outcome {
@@ -437,9 +447,11 @@ fn describe_failure(policy: &PolicyResult) -> String {
         let _ = write!(out, " {error};");
     }
     for (i, authority) in policy.authorities.iter().enumerate() {
-        let why = authority.outcome.as_ref().err().map_or("passed", String::as_str);
         let separator = if i == 0 { " " } else { "; " };
-        let _ = write!(out, "{separator}authority {:?}: {why}", authority.authority);
+        let _ = match &authority.outcome {
+            Ok(_) => write!(out, "{separator}authority {:?}: passed", authority.authority),
+            Err(why) => write!(out, "{separator}authority {:?}: {why}", authority.authority),
+        };
     }
     out
 }
@@ -454,6 +466,7 @@ mod tests {
     use super::*;
     use crate::api::Document;
     use crate::api::parse_documents;
+    use crate::policy::program::PolicySignature;
 
     /// A verifier without I/O: digests and verdicts come from tables.
     struct TableVerifier {
@@ -478,7 +491,10 @@ mod tests {
             Box::pin(async move { answer })
         }
 
-        fn verify<'a>(&'a self, check: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
+        fn verify<'a>(
+            &'a self,
+            check: AuthorityCheck<'a>,
+        ) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>> {
             self.calls
                 .lock()
                 .unwrap()
@@ -487,7 +503,9 @@ mod tests {
                 .verdicts
                 .get(&check.authority.name)
                 .cloned()
-                .unwrap_or(Err("no signature".into()));
+                .unwrap_or(Err("no signature".into()))
+                .map(|summary| (summary, AuthorityMatch::Signatures(vec![PolicySignature::default()])))
+                .map_err(|why| AuthorityFailure::Rejected { reasons: vec![why] });
             Box::pin(async move { answer })
         }
     }
@@ -524,7 +542,7 @@ mod tests {
             .map(|(i, image)| ContainerImage {
                 path: format!("/spec/containers/{i}/image"),
                 name: format!("c{i}"),
-                source: crate::admission::workload::ImageSource::Container,
+                source: crate::policy::image::ImageSource::Container,
                 image: image.to_string(),
             })
             .collect()
@@ -824,8 +842,15 @@ mod tests {
             })
         }
 
-        fn verify<'a>(&'a self, _: AuthorityCheck<'a>) -> BoxFuture<'a, Result<String, String>> {
-            Box::pin(async { Err("unsigned".to_string()) })
+        fn verify<'a>(
+            &'a self,
+            _: AuthorityCheck<'a>,
+        ) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>> {
+            Box::pin(async {
+                Err(AuthorityFailure::Unsigned {
+                    reasons: vec!["unsigned".into()],
+                })
+            })
         }
     }
 

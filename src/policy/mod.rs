@@ -1,6 +1,10 @@
-//! Pure policy logic: image references, globs, validation, snapshots and evaluation. No I/O.
+//! Pure policy logic: image references, globs, validation, snapshots, evaluation and the
+//! judgement of one authority over its evidence. No I/O.
 pub mod evaluate;
+pub mod failure;
 pub mod glob;
+pub mod image;
+pub mod judge;
 pub mod program;
 pub mod reference;
 pub mod rego;

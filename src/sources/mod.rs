@@ -2,8 +2,6 @@
 //! publish the same immutable [`PolicySnapshot`]; admission reads the latest one without
 //! locks, and readiness waits for the first.
 
-pub mod cluster;
-pub mod events;
 pub mod folder;
 pub mod kube;
 pub mod policy_text;

@@ -14,7 +14,7 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use super::SnapshotHandle;
-use super::cluster::ClusterAccess;
+use crate::cluster::ClusterAccess;
 use crate::policy::program::{PolicySource, PolicyTexts};
 use crate::registry::error_chain;
 

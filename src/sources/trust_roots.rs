@@ -9,9 +9,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::SnapshotHandle;
+use crate::evidence::tuf::TrustRootStore;
 use crate::metrics::Metrics;
 use crate::policy::snapshot::PolicySnapshot;
-use crate::verify::tuf::TrustRootStore;
 
 /// How often the snapshot is checked for changed TrustRoots (a pointer comparison).
 const POLL: Duration = Duration::from_secs(1);

@@ -133,6 +133,14 @@ pub enum Signer<'a> {
     Keyless(KeylessRequirements<'a>),
 }
 
+/// A Sigstore bundle attached to an image, as stored.
+#[derive(Debug, Clone)]
+pub struct AttachedBundle {
+    /// The referrer manifest that carries it.
+    pub manifest_digest: String,
+    pub json: Vec<u8>,
+}
+
 /// What a verified bundle showed.
 #[derive(Debug)]
 pub struct Verified {

@@ -1,9 +1,12 @@
 //! What signet reads from the cluster besides policies: key Secrets (`key.secretRef`), pull
 //! secrets (the pod's, its ServiceAccount's, and `source[].signaturePullSecrets`), and
-//! ConfigMaps holding policy text (`configMapRef`).
+//! ConfigMaps holding policy text (`configMapRef`); and, in [`events`], the Events signet
+//! writes about its decisions.
 //!
 //! Reads are cached briefly so a burst of admissions costs one API call per object, and a
 //! rotated Secret is picked up within the TTL.
+
+pub mod events;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

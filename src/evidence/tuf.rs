@@ -21,10 +21,10 @@ use sigstore_tuf::MemoryStore;
 use sigstore_tuf::transport::FetchFuture;
 use time::OffsetDateTime;
 
-use super::trust::{TrustRoot, TrustRootError};
 use crate::api::cip::Authority;
 use crate::api::trustroot::{Remote, Repository, TrustRootSpec, decode_base64};
 use crate::registry::error_chain;
+use crate::verify::trust::{TrustRoot, TrustRootError};
 
 /// policy-controller's defaults for `targets` and `trustedRootTarget`.
 pub const DEFAULT_TARGETS: &str = "targets";

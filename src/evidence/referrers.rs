@@ -4,8 +4,9 @@
 
 use serde::Deserialize;
 
-use super::cosign::{FetchError, SignatureLocation};
+use super::layers::{FetchError, SignatureLocation};
 use crate::registry::{Credentials, RegistryClient, RegistryError};
+use crate::verify::bundle::AttachedBundle;
 
 /// `artifactType` (and layer media type) of Sigstore bundles, any version.
 pub const BUNDLE_MEDIA_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
@@ -64,14 +65,6 @@ struct Manifest {
     layers: Vec<Descriptor>,
     #[serde(default)]
     subject: Option<Descriptor>,
-}
-
-/// A Sigstore bundle attached to an image, as stored.
-#[derive(Debug, Clone)]
-pub struct AttachedBundle {
-    /// The referrer manifest that carries it.
-    pub manifest_digest: String,
-    pub json: Vec<u8>,
 }
 
 /// Every Sigstore bundle referring to `digest` at `location`; none found is `Ok(vec![])`,
