@@ -45,7 +45,7 @@ cargo build --release --bin signet --example bench >&2
 SIGNET="$CARGO_TARGET_DIR/release/signet"
 BENCH="$CARGO_TARGET_DIR/release/examples/bench"
 
-# --- Scratch space and a registry like tests/support/registry.rs (plain HTTP, access log on).
+# --- Scratch space and a registry like tests/it/support/registry.rs (plain HTTP, access log on).
 WORK=$(mktemp -d /tmp/signet-bench.XXXXXX)
 REGISTRY_PID=""
 cleanup() {

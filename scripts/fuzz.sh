@@ -2,7 +2,7 @@
 # Fuzzes signet's input parsers with cargo-fuzz (libFuzzer); the targets are in fuzz/.
 #
 #   scripts/fuzz.sh                      short run: every target ${FUZZ_SECONDS:-20} s (CI, via
-#                                        tests/fuzz_short.rs with SIGNET_FUZZ=1)
+#                                        tests/it/fuzz_short.rs with SIGNET_FUZZ=1)
 #   FUZZ_SECONDS=600 scripts/fuzz.sh     the longer run: 10 minutes per target (~80 minutes)
 #   FUZZ_SECONDS=3600 scripts/fuzz.sh glob image_reference    only some targets
 #
@@ -15,7 +15,7 @@
 # The failing input is kept in fuzz/artifacts/TARGET/ (git-ignored) and printed as base64;
 # reproduce it with `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none TARGET fuzz/artifacts/TARGET/crash-…`
 # (from the repo root), minimise it with `cargo fuzz tmin`, then add it to
-# tests/fuzz_regressions.rs.
+# tests/it/fuzz_regressions.rs.
 #
 # Other settings: FUZZ_TARGET_DIR (build cache, default ~/.cache/signet-fuzz-target, kept so
 # a second run builds nothing), FUZZ_JOBS (cargo build jobs), SIGNET_FIXTURES.

@@ -6,7 +6,7 @@ set -euo pipefail
 
 TOOLS_DIR="${SIGNET_TOOLS:-$HOME/.cache/signet-tools}"
 VENV="$TOOLS_DIR/venv"
-# npm project for ../shared/tools/mock-sigstore-server.js (tests/support/keyless.rs finds it here).
+# npm project for ../shared/tools/mock-sigstore-server.js (tests/it/support/keyless.rs finds it here).
 NPM_DIR="$TOOLS_DIR/npm"
 # Pinned: the version mock-sigstore-server.js was checked with. 0.13 wants node >= 22, and
 # Debian's npm 9 would pick it regardless of the node it runs on.
@@ -14,7 +14,7 @@ NPM_DIR="$TOOLS_DIR/npm"
 # cosign-v3-style bundles on test images; these versions still run on node 18.
 NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
-# tuf (python-tuf) writes the TUF repositories with tuf-on-ci's quirks (tests/tuf_quirks.rs).
+# tuf (python-tuf) writes the TUF repositories with tuf-on-ci's quirks (tests/it/tuf_quirks.rs).
 PY_PACKAGES=(pynacl cryptography tuf)
 
 log() { echo "install-test-deps: $*" >&2; }

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
-use crate::sources::SnapshotHandle;
+use crate::policy::handle::SnapshotHandle;
 
 #[derive(Clone)]
 struct AdminState {

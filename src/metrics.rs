@@ -35,94 +35,85 @@ pub struct Metrics {
     pub internal_errors: IntCounter,
 }
 
+/// Latency buckets from half a millisecond (a cached answer) to seconds (registry trouble).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Creates metrics and registers each one as it is made.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn histograms(&self, name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
+        let options = HistogramOpts::new(name, help).buckets(SECONDS_BUCKETS.to_vec());
+        self.add(HistogramVec::new(options, labels)?)
+    }
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let admissions = IntCounterVec::new(
-            Opts::new(
+        let r = Registrar(Registry::new());
+        Ok(Metrics {
+            admissions: r.counters(
                 "signet_admissions_total",
                 "AdmissionReviews answered, by endpoint and outcome",
-            ),
-            &["endpoint", "outcome"],
-        )?;
-        let admission_seconds = HistogramVec::new(
-            HistogramOpts::new("signet_admission_duration_seconds", "Time to answer an AdmissionReview").buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["endpoint", "outcome"],
-        )?;
-        let policies = IntGauge::new("signet_policies", "ClusterImagePolicies being enforced")?;
-        let rejected_policies = IntGauge::new("signet_policies_rejected", "ClusterImagePolicies rejected as invalid")?;
-        registry.register(Box::new(admissions.clone()))?;
-        registry.register(Box::new(admission_seconds.clone()))?;
-        registry.register(Box::new(policies.clone()))?;
-        let trust_root_expiry = IntGauge::new(
-            "signet_trust_root_expiry_timestamp_seconds",
-            "When the first certificate or log key of the trust root in use expires (Unix time)",
-        )?;
-        registry.register(Box::new(rejected_policies.clone()))?;
-        registry.register(Box::new(trust_root_expiry.clone()))?;
-        let registry_requests = IntCounterVec::new(
-            Opts::new(
+                &["endpoint", "outcome"],
+            )?,
+            admission_seconds: r.histograms(
+                "signet_admission_duration_seconds",
+                "Time to answer an AdmissionReview",
+                &["endpoint", "outcome"],
+            )?,
+            policies: r.gauge("signet_policies", "ClusterImagePolicies being enforced")?,
+            rejected_policies: r.gauge("signet_policies_rejected", "ClusterImagePolicies rejected as invalid")?,
+            trust_root_expiry: r.gauge(
+                "signet_trust_root_expiry_timestamp_seconds",
+                "When the first certificate or log key of the trust root in use expires (Unix time)",
+            )?,
+            registry_requests: r.counters(
                 "signet_registry_requests_total",
                 "Registry requests by registry and HTTP status",
-            ),
-            &["registry", "status"],
-        )?;
-        let cache_lookups = IntCounterVec::new(
-            Opts::new("signet_cache_lookups_total", "Cache lookups by cache and result"),
-            &["cache", "result"],
-        )?;
-        let verification_seconds = HistogramVec::new(
-            HistogramOpts::new(
+                &["registry", "status"],
+            )?,
+            cache_lookups: r.counters(
+                "signet_cache_lookups_total",
+                "Cache lookups by cache and result",
+                &["cache", "result"],
+            )?,
+            verification_seconds: r.histograms(
                 "signet_verification_duration_seconds",
                 "Time to verify one authority (cache misses)",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["kind", "outcome"],
-        )?;
-        let authority_failures = IntCounterVec::new(
-            Opts::new(
+                &["kind", "outcome"],
+            )?,
+            authority_failures: r.counters(
                 "signet_authority_failures_total",
                 "Failed authority verifications (cache misses), by kind and reason",
-            ),
-            &["kind", "reason"],
-        )?;
-        let policy_failures = IntCounterVec::new(
-            Opts::new(
+                &["kind", "reason"],
+            )?,
+            policy_failures: r.counters(
                 "signet_policy_failures_total",
                 "Policies that failed for an image, by mode and the reason of their first failing authority",
-            ),
-            &["mode", "reason"],
-        )?;
-        registry.register(Box::new(authority_failures.clone()))?;
-        registry.register(Box::new(policy_failures.clone()))?;
-        let in_flight = IntGauge::new("signet_admissions_in_flight", "AdmissionReviews being answered")?;
-        registry.register(Box::new(registry_requests.clone()))?;
-        registry.register(Box::new(cache_lookups.clone()))?;
-        registry.register(Box::new(verification_seconds.clone()))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        let internal_errors = IntCounter::new(
-            "signet_admission_internal_errors_total",
-            "Reviews whose handling panicked, answered with a denial",
-        )?;
-        registry.register(Box::new(internal_errors.clone()))?;
-        Ok(Metrics {
-            registry,
-            admissions,
-            admission_seconds,
-            policies,
-            rejected_policies,
-            trust_root_expiry,
-            registry_requests,
-            cache_lookups,
-            verification_seconds,
-            authority_failures,
-            policy_failures,
-            in_flight,
-            internal_errors,
+                &["mode", "reason"],
+            )?,
+            in_flight: r.gauge("signet_admissions_in_flight", "AdmissionReviews being answered")?,
+            internal_errors: r.add(IntCounter::new(
+                "signet_admission_internal_errors_total",
+                "Reviews whose handling panicked, answered with a denial",
+            )?)?,
+            registry: r.0,
         })
     }
 

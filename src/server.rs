@@ -283,7 +283,174 @@ fn limit_slow_clients(builder: &mut hyper_util::server::conn::auto::Builder<Toki
 
 #[cfg(test)]
 mod tests {
+    //! The router in process (`tower::ServiceExt::oneshot`): real AdmissionReview JSON through
+    //! axum and the admission handler, with a verifier fed from a table instead of a registry.
     use super::*;
+    use crate::api::{Document, parse_documents};
+    use crate::metrics::Metrics;
+    use crate::policy::evaluate::{AuthorityCheck, NoMatchPolicy, RequestContext, Verifier};
+    use crate::policy::failure::AuthorityFailure;
+    use crate::policy::handle::SnapshotHandle;
+    use crate::policy::program::{AuthorityMatch, PolicySignature};
+    use crate::policy::reference::ImageRef;
+    use crate::policy::snapshot::PolicySnapshot;
+    use axum::http::Request;
+    use base64::Engine as _;
+    use futures::future::BoxFuture;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use tower::ServiceExt as _;
+
+    const SIGNED: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
+    const UNSIGNED: &str = "sha256:6666666666666666666666666666666666666666666666666666666666666666";
+
+    /// Tags `signed` and `unsigned` resolve to two digests; only the first is signed.
+    struct Table;
+
+    impl Verifier for Table {
+        fn resolve_digest<'a>(
+            &'a self,
+            image: &'a ImageRef,
+            _: &'a RequestContext,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            let digest = match image.registry_reference() {
+                "signed" => Ok(SIGNED.to_string()),
+                "unsigned" => Ok(UNSIGNED.to_string()),
+                other => Err(format!("manifest unknown: {other}")),
+            };
+            Box::pin(async move { digest })
+        }
+
+        fn verify<'a>(
+            &'a self,
+            check: AuthorityCheck<'a>,
+        ) -> BoxFuture<'a, Result<(String, AuthorityMatch), AuthorityFailure>> {
+            let outcome = if check.digest == SIGNED {
+                Ok((
+                    "signed by the table".to_string(),
+                    AuthorityMatch::Signatures(vec![PolicySignature::default()]),
+                ))
+            } else {
+                Err(AuthorityFailure::Unsigned {
+                    reasons: vec![format!("no signatures found for {}", check.digest)],
+                })
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    fn app() -> Router {
+        let policy = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: signed-only\nspec:\n  images:\n  - glob: \"registry.example/**\"\n  authorities:\n  - name: k\n    key:\n      data: |\n        -----BEGIN PUBLIC KEY-----\n        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\n        FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n        -----END PUBLIC KEY-----\n";
+        let policies = parse_documents(policy).unwrap().into_iter().filter_map(|d| match d {
+            Document::Policy(p) => Some(p),
+            _ => None,
+        });
+        router(Admission {
+            snapshot: SnapshotHandle::fixed(PolicySnapshot::build(policies)),
+            verifier: Arc::new(Table),
+            no_match: NoMatchPolicy::Deny,
+            metrics: Metrics::new().unwrap(),
+            default_budget: Duration::from_secs(5),
+            images_at_once: 8,
+            events: None,
+        })
+    }
+
+    fn pod_review(image: &str) -> Vec<u8> {
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "0c1d6a9e-4b7f-4c4e-9d35-1f2e3a4b5c6d",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE",
+                "namespace": "default",
+                "object": {"spec": {"containers": [{"name": "app", "image": image}]}}
+            }
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    async fn send(method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, bytes.to_vec())
+    }
+
+    async fn answer(endpoint: &str, image: &str) -> Value {
+        let (status, body) = send("POST", &format!("/{endpoint}?timeout=10s"), pod_review(image)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let review: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(review["kind"], "AdmissionReview");
+        assert_eq!(review["response"]["uid"], "0c1d6a9e-4b7f-4c4e-9d35-1f2e3a4b5c6d");
+        review["response"].clone()
+    }
+
+    #[tokio::test]
+    async fn mutate_pins_a_signed_tag_to_its_digest() {
+        let response = answer("mutate", "registry.example/app:signed").await;
+        assert_eq!(response["allowed"], true, "{response}");
+        assert_eq!(response["patchType"], "JSONPatch");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: Value = serde_json::from_slice(&patch).unwrap();
+        let replaced = patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|op| op["op"] == "replace")
+            .unwrap();
+        assert_eq!(replaced["path"], "/spec/containers/0/image");
+        assert_eq!(replaced["value"], format!("registry.example/app:signed@{SIGNED}"));
+    }
+
+    #[tokio::test]
+    async fn validate_denies_an_unsigned_image_with_the_reason() {
+        let response = answer("validate", "registry.example/app:unsigned").await;
+        assert_eq!(response["allowed"], false, "{response}");
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("no signatures found for {UNSIGNED}")),
+            "{message}"
+        );
+        assert!(message.contains("signed-only"), "{message}");
+        assert!(response.get("patch").is_none(), "validate never patches: {response}");
+        let unknown = answer("validate", "registry.example/app:gone").await;
+        assert!(
+            unknown["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("manifest unknown: gone"),
+            "{unknown}"
+        );
+        let unmatched = answer("validate", "elsewhere.example/app:signed").await;
+        assert_eq!(
+            unmatched["allowed"], false,
+            "no policy matches and the default is deny: {unmatched}"
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_that_are_not_reviews_get_http_errors() {
+        let (status, body) = send("POST", "/validate", b"not json".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+        let (status, _) = send("GET", "/validate", Vec::new()).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let (status, _) = send("POST", "/elsewhere", pod_review("registry.example/app:signed")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send("POST", "/validate", vec![b' '; MAX_BODY_BYTES + 1]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
 
     #[test]
     fn go_durations() {

@@ -24,7 +24,7 @@ use signet::policy::program::AuthorityMatch;
 use signet::policy::glob::Glob;
 use signet::policy::reference::ImageRef;
 use signet::policy::snapshot::PolicySnapshot;
-use signet::sources::SnapshotHandle;
+use signet::policy::handle::SnapshotHandle;
 
 const POLICIES: &str = r#"
 apiVersion: policy.sigstore.dev/v1beta1

@@ -2,7 +2,7 @@
 //! Bearer/Basic auth, 429 retries and redirects) against a registry on loopback that answers
 //! with the fuzz input: raw HTTP responses separated by `\n=====\n` (`{HOST}` becomes the
 //! server's address, for token realms and redirects). The same harness runs as a short
-//! randomised test in `tests/registry_responses.rs`.
+//! randomised test in `tests/it/registry_responses.rs`.
 //!
 //! Invariant: nothing panics, and no operation outlives its deadline.
 #![no_main]
@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 
 // Shared with the tests, which also use its seeds and counters.
 #[allow(dead_code)]
-#[path = "../../tests/support/scripted_registry.rs"]
+#[path = "../../tests/it/support/scripted_registry.rs"]
 mod scripted_registry;
 
 use scripted_registry::{ScriptedRegistry, client_for, drive_client};

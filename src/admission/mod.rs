@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::cluster::events::{EventRecorder, Involved};
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{NoMatchPolicy, RequestContext, ResourceInfo, Verifier, evaluate};
-use crate::sources::SnapshotHandle;
+use crate::policy::handle::SnapshotHandle;
 use review::{AdmissionRequest, Answer, ReviewError, parse_review, render_response};
 use workload::{Workload, pod_spec_pointer, workload};
 

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use super::common::{DecisionArgs, RegistryArgs, load_policies};
 use super::serve::admission;
 use crate::admission::Endpoint;
-use crate::sources::SnapshotHandle;
+use crate::policy::handle::SnapshotHandle;
 
 #[derive(Args, Debug)]
 pub(super) struct ReviewArgs {

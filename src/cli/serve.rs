@@ -13,9 +13,10 @@ use crate::admission::Admission;
 use crate::cluster::ClusterAccess;
 use crate::cluster::events::EventRecorder;
 use crate::metrics::Metrics;
+use crate::policy::handle::SnapshotHandle;
 use crate::server::TlsSource;
+use crate::sources::folder;
 use crate::sources::policy_text::{self, PolicyTextReader, TextsReceiver};
-use crate::sources::{SnapshotHandle, folder};
 use crate::verify::trust::TrustRoot;
 
 #[derive(Args, Debug)]
@@ -56,6 +57,12 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "SIGNET_POLICY_TEXT_REFRESH_SECONDS", default_value = "30",
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     policy_text_refresh_seconds: u64,
+    /// How long the status-writer Lease lasts without renewal (seconds): with several
+    /// replicas, only the holder writes ClusterImagePolicy status, and another takes over
+    /// this long after it stops.
+    #[arg(long, env = "SIGNET_STATUS_LEASE_SECONDS", default_value = "15",
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    status_lease_seconds: u64,
     #[command(flatten)]
     decision: DecisionArgs,
     #[command(flatten)]
@@ -173,7 +180,24 @@ async fn start_policy_source(
     let client = kube::Client::try_default()
         .await
         .context("no --policy-dir given and no Kubernetes configuration found")?;
-    tokio::spawn(crate::sources::kube::watch_policies(client.clone(), snapshot, texts));
+    tokio::spawn(crate::sources::kube::watch_policies(
+        client.clone(),
+        snapshot.clone(),
+        texts,
+    ));
+    let lease = Duration::from_secs(args.status_lease_seconds);
+    let leadership = crate::cluster::lease::start(
+        client.clone(),
+        &args.namespace,
+        crate::cluster::lease::identity(),
+        lease,
+    );
+    tokio::spawn(crate::cluster::status::keep_written(
+        client.clone(),
+        crate::sources::kube::policy_resource(),
+        snapshot,
+        leadership,
+    ));
     Ok(Some(ClusterAccess::new(client, args.namespace.clone())))
 }
 

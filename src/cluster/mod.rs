@@ -1,12 +1,15 @@
 //! What signet reads from the cluster besides policies: key Secrets (`key.secretRef`), pull
 //! secrets (the pod's, its ServiceAccount's, and `source[].signaturePullSecrets`), and
-//! ConfigMaps holding policy text (`configMapRef`); and, in [`events`], the Events signet
-//! writes about its decisions.
+//! ConfigMaps holding policy text (`configMapRef`); and what signet writes: Events about its
+//! decisions ([`events`]), ClusterImagePolicy status ([`status`]) by the replica holding the
+//! Lease ([`lease`]).
 //!
 //! Reads are cached briefly so a burst of admissions costs one API call per object, and a
 //! rotated Secret is picked up within the TTL.
 
 pub mod events;
+pub mod lease;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

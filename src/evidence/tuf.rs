@@ -506,6 +506,9 @@ enum Entry {
 #[derive(Debug, Clone, Default)]
 pub struct TrustRootStore {
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Signalled when a background fetch changes an entry, so the expiry metric follows at
+    /// once instead of being polled.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl TrustRootStore {
@@ -643,9 +646,23 @@ impl TrustRootStore {
         }
     }
 
+    /// Waits until a background fetch has changed an entry (a change made while nobody
+    /// waited is kept for the next call).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
     /// Stores a fetch outcome, keeping the last good root on failure. False once the spec
     /// is no longer wanted.
     fn record_remote(&self, key: &str, outcome: Result<VerifiedRoot, TufError>) -> bool {
+        let recorded = self.store_remote(key, outcome);
+        if recorded {
+            self.changed.notify_one();
+        }
+        recorded
+    }
+
+    fn store_remote(&self, key: &str, outcome: Result<VerifiedRoot, TufError>) -> bool {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(key) else {
             return false;

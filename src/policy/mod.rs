@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod failure;
 pub mod glob;
+pub mod handle;
 pub mod image;
 pub mod judge;
 pub mod program;

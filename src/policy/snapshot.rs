@@ -79,8 +79,19 @@ pub struct CompiledPolicy {
 /// A policy that failed validation; kept so it can be reported, never enforced silently.
 #[derive(Debug, Clone)]
 pub struct RejectedPolicy {
+    pub kind: RejectedKind,
+    /// What to call it in messages (`TrustRoot/<name>` for trust roots, a path for a file).
     pub name: String,
     pub error: String,
+}
+
+/// What was rejected: only ClusterImagePolicies have a status to report it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedKind {
+    Policy,
+    TrustRoot,
+    /// A manifest file that does not parse (standalone mode).
+    File,
 }
 
 /// Everything admission needs to know about policies at one moment.
@@ -120,6 +131,7 @@ impl PolicySnapshot {
                     snapshot.policies.push(Arc::new(compiled))
                 }
                 Err(e) => snapshot.rejected.push(RejectedPolicy {
+                    kind: RejectedKind::Policy,
                     name: e.name,
                     error: e.reason,
                 }),
@@ -144,6 +156,7 @@ impl PolicySnapshot {
                     self.trust_roots.insert(name, root.spec);
                 }
                 Err(e) => self.rejected.push(RejectedPolicy {
+                    kind: RejectedKind::TrustRoot,
                     name: format!("TrustRoot/{name}"),
                     error: e.to_string(),
                 }),

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::SnapshotHandle;
 use super::policy_text::TextsReceiver;
 use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
 use crate::api::{Document, parse_documents};
+use crate::policy::handle::SnapshotHandle;
 use crate::policy::program::PolicyTexts;
-use crate::policy::snapshot::{PolicySnapshot, RejectedPolicy};
+use crate::policy::snapshot::{PolicySnapshot, RejectedKind, RejectedPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -81,6 +81,7 @@ pub fn snapshot_from_files(files: &[PolicyFile], texts: &PolicyTexts) -> PolicyS
                 }
             }
             Err(e) => unparsable.push(RejectedPolicy {
+                kind: RejectedKind::File,
                 name: path.display().to_string(),
                 error: e.to_string(),
             }),

@@ -13,11 +13,16 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 
-use super::SnapshotHandle;
 use super::policy_text::TextsReceiver;
 use crate::api::TrustRoot;
 use crate::api::cip::ClusterImagePolicy;
+use crate::policy::handle::SnapshotHandle;
 use crate::policy::snapshot::PolicySnapshot;
+
+/// The ClusterImagePolicy resource (v1beta1), for watches and status writes.
+pub fn policy_resource() -> ApiResource {
+    resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies")
+}
 
 fn resource(version: &str, kind: &str, plural: &str) -> ApiResource {
     let gvk = GroupVersionKind::gvk("policy.sigstore.dev", version, kind);
@@ -108,57 +113,10 @@ fn watch(
         .map(move |item| item.map_or(Change::Failed, wrap))
 }
 
-/// What signet last wrote into a policy's status, so an unchanged verdict is not rewritten
-/// (each write bumps the resourceVersion and comes back through the watch).
-type WrittenStatus = BTreeMap<String, (bool, String)>;
-
-/// Sets each policy's `Ready` condition: `True` when signet enforces it, `False` with the
-/// validation error when it does not, so `kubectl get cip` shows broken policies.
-async fn report_status(api: &Api<DynamicObject>, snapshot: &PolicySnapshot, written: &mut WrittenStatus) {
-    let verdicts: Vec<(String, (bool, String))> = snapshot
-        .policies
-        .iter()
-        .map(|p| (p.name.clone(), (true, "enforced by signet".to_string())))
-        .chain(
-            snapshot
-                .rejected
-                .iter()
-                .map(|r| (r.name.clone(), (false, r.error.clone()))),
-        )
-        // Rejected TrustRoots ("TrustRoot/<name>") have no ClusterImagePolicy status.
-        .filter(|(name, _)| !name.contains('/'))
-        .collect();
-    for (name, verdict) in &verdicts {
-        if written.get(name) == Some(verdict) {
-            continue;
-        }
-        let (ready, message) = verdict;
-        let condition = serde_json::json!({
-            "type": "Ready",
-            "status": if *ready { "True" } else { "False" },
-            "reason": if *ready { "PolicyValid" } else { "PolicyInvalid" },
-            "message": message,
-            "lastTransitionTime": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        });
-        let patch = kube::api::Patch::Merge(serde_json::json!({"status": {"conditions": [condition]}}));
-        match api.patch_status(name, &kube::api::PatchParams::default(), &patch).await {
-            Ok(_) => {
-                written.insert(name.clone(), verdict.clone());
-            }
-            Err(e) => tracing::warn!(policy = %name, error = %e, "cannot update ClusterImagePolicy status"),
-        }
-    }
-    written.retain(|name, _| verdicts.iter().any(|(n, _)| n == name));
-}
-
 /// Watches ClusterImagePolicies and TrustRoots and publishes snapshots into `handle`,
 /// compiled with the policy texts from `texts` (and again whenever those change).
 pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle, texts: TextsReceiver) {
-    let cip = resource("v1beta1", "ClusterImagePolicy", "clusterimagepolicies");
-    let status_api: Api<DynamicObject> = Api::all_with(client.clone(), &cip);
-    let mut written = WrittenStatus::new();
+    let cip = policy_resource();
     let policies = watch(&client, &cip, Change::Policy);
     let roots = watch(
         &client,
@@ -188,8 +146,7 @@ pub async fn watch_policies(client: kube::Client, handle: SnapshotHandle, texts:
             let current_texts = texts.borrow().clone();
             let snapshot = PolicySnapshot::build_with_texts(watched_policies.current.values().cloned(), &current_texts)
                 .with_trust_roots(watched_roots.current.values().cloned());
-            let snapshot = handle.publish(snapshot);
-            report_status(&status_api, &snapshot, &mut written).await;
+            handle.publish(snapshot);
         }
     }
 }

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use sha2::Digest;
 use tokio::sync::watch;
 
-use super::SnapshotHandle;
 use crate::cluster::ClusterAccess;
+use crate::policy::handle::SnapshotHandle;
 use crate::policy::program::{PolicySource, PolicyTexts};
 use crate::registry::error_chain;
 
@@ -22,8 +22,6 @@ use crate::registry::error_chain;
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// One fetch of a remote policy, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the snapshot is checked for new sources.
-const POLL: Duration = Duration::from_secs(1);
 
 /// The texts read so far, shared with the snapshot builders.
 pub type TextsSender = watch::Sender<Arc<PolicyTexts>>;
@@ -165,6 +163,7 @@ impl Unreadable {
 pub async fn keep_read(snapshots: SnapshotHandle, reader: PolicyTextReader, texts: TextsSender, refresh: Duration) {
     let mut read_sources: Option<BTreeSet<PolicySource>> = None;
     let mut last_read = Instant::now();
+    let mut published = snapshots.subscribe();
     loop {
         let current = snapshots.load();
         let changed = read_sources.as_ref() != Some(&current.policy_sources);
@@ -180,6 +179,12 @@ pub async fn keep_read(snapshots: SnapshotHandle, reader: PolicyTextReader, text
             }
         }
         read_sources = Some(current.policy_sources.clone());
-        tokio::time::sleep(POLL).await;
+        // Woken by a new snapshot (its sources may differ) or, with sources to read, when the
+        // refresh is due; nothing is polled.
+        let until_due = refresh.saturating_sub(last_read.elapsed());
+        tokio::select! {
+            _ = published.changed() => {}
+            () = tokio::time::sleep(until_due), if !idle => {}
+        }
     }
 }

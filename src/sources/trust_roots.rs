@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::SnapshotHandle;
 use crate::evidence::tuf::TrustRootStore;
 use crate::metrics::Metrics;
+use crate::policy::handle::SnapshotHandle;
 use crate::policy::snapshot::PolicySnapshot;
 
-/// How often the snapshot is checked for changed TrustRoots (a pointer comparison).
-const POLL: Duration = Duration::from_secs(1);
+/// Without news, how often the expiry is looked at again (time passing brings a root
+/// closer to its 30-day warning, and past an expiry to the next one).
+const EXPIRY_RECHECK: Duration = Duration::from_secs(3600);
 
 /// Runs until the process ends. `base_expiry` is the earliest expiry of signet's own trust
 /// root (`--trust-root` or the embedded one), which the metric also covers.
@@ -26,6 +27,7 @@ pub async fn keep_resolved(
 ) {
     let mut seen: Option<Arc<PolicySnapshot>> = None;
     let mut reported = base_expiry;
+    let mut published = snapshots.subscribe();
     loop {
         let current = snapshots.load();
         if seen.as_ref().is_none_or(|old| !Arc::ptr_eq(old, &current)) {
@@ -41,7 +43,12 @@ pub async fn keep_resolved(
             report_expiry(earliest, &metrics, now);
             reported = earliest;
         }
-        tokio::time::sleep(POLL).await;
+        // Woken by a new snapshot or a TUF fetch that landed; nothing is polled.
+        tokio::select! {
+            _ = published.changed() => {}
+            () = store.changed() => {}
+            () = tokio::time::sleep(EXPIRY_RECHECK) => {}
+        }
     }
 }
 

@@ -1,9 +1,12 @@
 //! Transparency-log inclusion: an RFC 6962 Merkle inclusion proof from a logged entry to a
 //! tree root, and the log's signed checkpoint (a "signed note") that commits to that root.
 //! With both, an entry is proven to be in the log without asking the log anything.
+//!
+//! The proof arithmetic is `sigstore-merkle`'s and the note parsing `sigstore-types`'; signet
+//! keeps the binding to its trust root's log keys (which signature counts) and the match
+//! between the proof and the checkpoint.
 
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
+use sigstore_types::{Checkpoint as SignedNote, Sha256Hash};
 
 use super::keys::HashAlgorithm;
 use super::trust::LogKey;
@@ -35,61 +38,30 @@ pub struct InclusionProof<'a> {
 
 /// RFC 6962 leaf hash of a logged entry body.
 pub fn leaf_hash(body: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(body);
-    hasher.finalize().into()
+    *sigstore_merkle::hash_leaf(body).as_bytes()
 }
 
-fn node_hash(left: &[u8], right: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update([1u8]);
-    hasher.update(left);
-    hasher.update(right);
-    hasher.finalize().into()
+fn sha256_hash(bytes: &[u8]) -> Result<Sha256Hash, InclusionError> {
+    Sha256Hash::try_from(bytes).map_err(|e| InclusionError::Malformed(e.to_string()))
 }
 
 /// Checks that `leaf` sits at `proof.log_index` of the tree whose root is `proof.root_hash`
 /// (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(leaf: [u8; 32], proof: &InclusionProof) -> Result<(), InclusionError> {
-    let (index, size) = (proof.log_index, proof.tree_size);
-    if index >= size {
-        return Err(InclusionError::Malformed(format!(
-            "index {index} is outside a tree of size {size}"
-        )));
+    if proof.hashes.len() > MAX_PROOF_HASHES {
+        return Err(InclusionError::Malformed("more than 64 hashes".into()));
     }
-    if proof.hashes.len() > MAX_PROOF_HASHES || proof.hashes.iter().any(|h| h.len() != 32) {
-        return Err(InclusionError::Malformed(
-            "hashes must be at most 64 SHA-256 values".into(),
-        ));
-    }
-    // The path splits into hashes below the point where the leaf's and the last leaf's
-    // paths diverge ("inner") and the right border above it.
-    let inner = (u64::BITS - (index ^ (size - 1)).leading_zeros()) as usize;
-    let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
-    if proof.hashes.len() != inner + border {
-        return Err(InclusionError::Malformed(format!(
-            "{} hashes for index {index} of {size}; expected {}",
-            proof.hashes.len(),
-            inner + border
-        )));
-    }
-    let mut root = leaf;
-    for (level, sibling) in proof.hashes[..inner].iter().enumerate() {
-        root = if (index >> level) & 1 == 0 {
-            node_hash(&root, sibling)
-        } else {
-            node_hash(sibling, &root)
-        };
-    }
-    for sibling in &proof.hashes[inner..] {
-        root = node_hash(sibling, &root);
-    }
-    if root.as_slice() == proof.root_hash {
-        Ok(())
-    } else {
-        Err(InclusionError::RootMismatch)
-    }
+    let hashes = proof
+        .hashes
+        .iter()
+        .map(|h| sha256_hash(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = sha256_hash(proof.root_hash)?;
+    sigstore_merkle::verify_inclusion_proof(&Sha256Hash::new(leaf), proof.log_index, proof.tree_size, &hashes, &root)
+        .map_err(|e| match e {
+            sigstore_merkle::Error::RootMismatch { .. } => InclusionError::RootMismatch,
+            other => InclusionError::Malformed(other.to_string()),
+        })
 }
 
 /// A checkpoint's body: origin, tree size and root hash (further lines are opaque).
@@ -105,67 +77,33 @@ pub struct Checkpoint {
 /// signer name is not compared with the origin: Rekor v1 signs "rekor.sigstore.dev" under
 /// the origin "rekor.sigstore.dev - <tree id>".)
 pub fn verify_checkpoint(envelope: &str, log: &LogKey) -> Result<Checkpoint, InclusionError> {
-    let bad = |detail: &str| InclusionError::BadCheckpoint(detail.to_string());
-    let (note, signatures) = envelope
-        .split_once("\n\n")
-        .ok_or_else(|| bad("no blank line between the note and its signatures"))?;
-    let note = format!("{note}\n");
-    let checkpoint = parse_note(&note)?;
+    let note = SignedNote::from_text(envelope).map_err(|e| InclusionError::BadCheckpoint(e.to_string()))?;
     let hint = log_key_hint(log)?;
-    let signed = signatures
-        .lines()
-        .filter_map(|line| line.strip_prefix("\u{2014} "))
-        .filter_map(|line| line.split_once(' '))
-        .filter_map(|(_, signature)| base64::engine::general_purpose::STANDARD.decode(signature).ok())
-        .filter(|raw| raw.len() > 4 && raw[..4] == hint)
-        .any(|raw| {
-            log.key
-                .verify(note.as_bytes(), &raw[4..], HashAlgorithm::Sha256)
-                .is_ok()
-        });
-    if signed {
-        Ok(checkpoint)
-    } else {
-        Err(InclusionError::CheckpointUnsigned {
+    let signed = note.signatures_by_key_hint(&hint).any(|s| {
+        log.key
+            .verify(note.signed_data(), s.signature.as_bytes(), HashAlgorithm::Sha256)
+            .is_ok()
+    });
+    if !signed {
+        return Err(InclusionError::CheckpointUnsigned {
             log: log.base_url.clone(),
-        })
+        });
     }
+    Ok(Checkpoint {
+        origin: note.origin().to_string(),
+        tree_size: note.tree_size(),
+        root_hash: note.root_hash().as_slice().to_vec(),
+    })
 }
 
 /// The signed note key hint: the first four bytes of the log's id.
-fn log_key_hint(log: &LogKey) -> Result<[u8; 4], InclusionError> {
-    let prefix = log.log_id.get(..8).unwrap_or_default();
+fn log_key_hint(log: &LogKey) -> Result<sigstore_types::KeyHint, InclusionError> {
     let mut hint = [0u8; 4];
-    for (i, byte) in hint.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&prefix[2 * i..2 * i + 2], 16)
-            .map_err(|_| InclusionError::BadCheckpoint(format!("log id {:?} is not hex", log.log_id)))?;
-    }
-    Ok(hint)
-}
-
-fn parse_note(note: &str) -> Result<Checkpoint, InclusionError> {
-    let bad = |detail: String| InclusionError::BadCheckpoint(detail);
-    let mut lines = note.lines();
-    let origin = lines.next().unwrap_or_default();
-    if origin.is_empty() {
-        return Err(bad("the origin line is empty".into()));
-    }
-    let size_line = lines.next().unwrap_or_default();
-    let tree_size = size_line
-        .parse::<u64>()
-        .map_err(|_| bad(format!("tree size {size_line:?} is not a number")))?;
-    let root_line = lines.next().unwrap_or_default();
-    let root_hash = base64::engine::general_purpose::STANDARD
-        .decode(root_line)
-        .map_err(|_| bad(format!("root hash {root_line:?} is not base64")))?;
-    if root_hash.len() != 32 {
-        return Err(bad("the root hash is not a SHA-256 value".into()));
-    }
-    Ok(Checkpoint {
-        origin: origin.to_string(),
-        tree_size,
-        root_hash,
-    })
+    log.log_id
+        .get(..8)
+        .and_then(|prefix| hex::decode_to_slice(prefix, &mut hint).ok())
+        .ok_or_else(|| InclusionError::BadCheckpoint(format!("log id {:?} is not hex", log.log_id)))?;
+    Ok(sigstore_types::KeyHint::new(hint))
 }
 
 /// The checkpoint must commit to the same tree the proof was computed against.
@@ -194,7 +132,8 @@ mod tests {
             return leaves[0];
         }
         let split = leaves.len().next_power_of_two() / 2;
-        node_hash(&tree_root(&leaves[..split]), &tree_root(&leaves[split..]))
+        let (left, right) = (tree_root(&leaves[..split]), tree_root(&leaves[split..]));
+        *sigstore_merkle::hash_children(&Sha256Hash::new(left), &Sha256Hash::new(right)).as_bytes()
     }
 
     fn audit_path(index: usize, leaves: &[[u8; 32]]) -> Vec<Vec<u8>> {
@@ -262,19 +201,37 @@ mod tests {
     }
 
     #[test]
-    fn notes_need_origin_size_and_root() {
+    fn notes_need_origin_size_root_and_a_signature_block() {
+        use base64::Engine as _;
+        let log = LogKey {
+            base_url: "https://log.example".into(),
+            log_id: "0011223344556677".into(),
+            key: crate::verify::keys::PublicKey::from_pem(TEST_KEY).unwrap(),
+            valid_from: None,
+            valid_until: None,
+        };
         let root = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let good = parse_note(&format!("log.example\n12\n{root}\nTimestamp: 1\n")).unwrap();
-        assert_eq!(good.origin, "log.example");
-        assert_eq!(good.tree_size, 12);
+        let unsigned = format!("log.example\n12\n{root}\n\n\u{2014} log.example AAECAwQFBgc=\n");
+        assert_eq!(
+            verify_checkpoint(&unsigned, &log),
+            Err(InclusionError::CheckpointUnsigned {
+                log: "https://log.example".into()
+            })
+        );
         for bad in [
-            format!("\n12\n{root}\n"),
-            format!("12\n{root}\n"),
-            "log.example\n12\n".to_string(),
-            format!("log.example\n-1\n{root}\n"),
-            "log.example\n12\nAAAA\n".to_string(),
+            format!("\n12\n{root}\n\n"),
+            format!("12\n{root}\n\n"),
+            "log.example\n12\n\n".to_string(),
+            format!("log.example\n-1\n{root}\n\n"),
+            "log.example\n12\nAAAA\n\n".to_string(),
+            format!("log.example\n12\n{root}\n"),
         ] {
-            assert!(parse_note(&bad).is_err(), "{bad:?}");
+            assert!(
+                matches!(verify_checkpoint(&bad, &log), Err(InclusionError::BadCheckpoint(_))),
+                "{bad:?}"
+            );
         }
     }
+
+    const TEST_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\nFNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n-----END PUBLIC KEY-----\n";
 }
