@@ -55,8 +55,9 @@ type Judged = Result<(String, AuthorityMatch), AuthorityFailure>;
 /// the signature TTL, definitive failures for the (shorter) failure TTL; transient failures
 /// are never stored.
 type VerifiedCache = moka::future::Cache<(String, String, String), Arc<Judged>>;
-/// (registry/repository:tag) → digest.
-type DigestCache = moka::future::Cache<String, Arc<String>>;
+/// (registry/repository:tag|credentials) → the digest, or why it cannot be known when that
+/// is definitive (no such tag, no access); like [`VerifiedCache`], failures live shorter.
+type DigestCache = moka::future::Cache<String, Arc<Result<String, String>>>;
 /// (registry/repository, digest, credential identity) → config files by platform.
 type ConfigCache = moka::future::Cache<(String, String, String), Arc<serde_json::Value>>;
 
@@ -97,29 +98,34 @@ where
         .build()
 }
 
-/// How long a judged outcome stays cached: successes and failures have their own TTLs.
-struct JudgedExpiry {
+/// How long an outcome stays cached: successes and (definitive) failures have their own TTLs.
+struct OutcomeExpiry {
     success: Duration,
     failure: Duration,
 }
 
-impl moka::Expiry<(String, String, String), Arc<Judged>> for JudgedExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &(String, String, String),
-        value: &Arc<Judged>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
+impl<K, T, E> moka::Expiry<K, Arc<Result<T, E>>> for OutcomeExpiry {
+    fn expire_after_create(&self, _key: &K, value: &Arc<Result<T, E>>, _created_at: Instant) -> Option<Duration> {
         Some(if value.is_ok() { self.success } else { self.failure })
     }
 }
 
-fn verified_cache(settings: &VerifierSettings) -> VerifiedCache {
+/// A cache of outcomes: a success lives `success`, a failure `failure` (at most `success`).
+fn outcome_cache<K, T, E>(
+    entries: u64,
+    success: Duration,
+    failure: Duration,
+) -> moka::future::Cache<K, Arc<Result<T, E>>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
     moka::future::Cache::builder()
-        .max_capacity(settings.cache_entries)
-        .expire_after(JudgedExpiry {
-            success: settings.signature_ttl,
-            failure: settings.failure_ttl.min(settings.signature_ttl),
+        .max_capacity(entries)
+        .expire_after(OutcomeExpiry {
+            success,
+            failure: failure.min(success),
         })
         .build()
 }
@@ -156,8 +162,8 @@ impl RegistryVerifier {
             trust,
             signatures: cache(settings.cache_entries, settings.signature_ttl),
             bundles: cache(settings.cache_entries, settings.signature_ttl),
-            verified: verified_cache(settings),
-            digests: cache(settings.cache_entries, settings.digest_ttl),
+            verified: outcome_cache(settings.cache_entries, settings.signature_ttl, settings.failure_ttl),
+            digests: outcome_cache(settings.cache_entries, settings.digest_ttl, settings.failure_ttl),
             configs: cache(settings.cache_entries, settings.signature_ttl),
             cluster,
             keychain,
@@ -489,7 +495,8 @@ fn fetch_failure(error: &FetchError, what: String) -> AuthorityFailure {
 
 impl Verifier for RegistryVerifier {
     /// Concurrent resolutions of one tag share one registry call; the digest is reused for
-    /// a few seconds. Failures are never cached.
+    /// a few seconds, a definitive failure (no such tag, no access) for the failure TTL, and
+    /// registry trouble that may pass not at all.
     fn resolve_digest<'a>(
         &'a self,
         image: &'a ImageRef,
@@ -510,20 +517,24 @@ impl Verifier for RegistryVerifier {
                 .digests
                 .try_get_with(key, async {
                     missed.store(true, Ordering::Relaxed);
-                    self.registry
+                    let resolved = self
+                        .registry
                         .resolve_digest(
                             image.endpoint(),
                             image.repository(),
                             image.registry_reference(),
                             &credentials,
                         )
-                        .await
-                        .map(Arc::new)
+                        .await;
+                    match resolved {
+                        Err(e) if !e.is_definitive() => Err(e),
+                        resolved => Ok(Arc::new(resolved.map_err(|e| e.to_string()))),
+                    }
                 })
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|transient| transient.to_string());
             self.count_lookup("digests", &missed);
-            Ok(digest?.as_ref().clone())
+            digest?.as_ref().clone()
         })
     }
 

@@ -135,6 +135,22 @@ async fn resolution_failures_are_denied_with_the_reason() {
             started.elapsed()
         );
     }
+    // A definitive failure (no such tag) is reused for the failure TTL; a server error, which
+    // may pass, is asked again.
+    let missing_path = "/v2/missing/app/manifests/v1";
+    let asked = |registry: &Registry| {
+        registry.settled_count("HEAD", missing_path, 1) + registry.count_requests("GET", missing_path)
+    };
+    let (missing_before, broken_before) = (asked(&plain), broken.requests().len());
+    for image in [&cases[0].0, &cases[3].0] {
+        let again = denial(&without_ca.review("validate", &pod_review("u2", &[image])).await);
+        assert!(again.contains(image), "{again}");
+    }
+    assert_eq!(asked(&plain), missing_before, "the 404 was not reused");
+    assert!(
+        broken.requests().len() > broken_before,
+        "the 500 was reused instead of asked again"
+    );
     drop(without_ca);
 
     let with_ca = Signet::start(dir.path(), &["--registry-ca", ca.path().to_str().unwrap()]).await;
