@@ -286,14 +286,10 @@ mod tests {
     //! The router in process (`tower::ServiceExt::oneshot`): real AdmissionReview JSON through
     //! axum and the admission handler, with a verifier fed from a table instead of a registry.
     use super::*;
-    use crate::api::{Document, parse_documents};
-    use crate::metrics::Metrics;
-    use crate::policy::evaluate::{AuthorityCheck, NoMatchPolicy, RequestContext, Verifier};
+    use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
     use crate::policy::failure::AuthorityFailure;
-    use crate::policy::handle::SnapshotHandle;
     use crate::policy::program::{AuthorityMatch, PolicySignature};
     use crate::policy::reference::ImageRef;
-    use crate::policy::snapshot::PolicySnapshot;
     use axum::http::Request;
     use base64::Engine as _;
     use futures::future::BoxFuture;
@@ -341,19 +337,7 @@ mod tests {
 
     fn app() -> Router {
         let policy = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: signed-only\nspec:\n  images:\n  - glob: \"registry.example/**\"\n  authorities:\n  - name: k\n    key:\n      data: |\n        -----BEGIN PUBLIC KEY-----\n        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\n        FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n        -----END PUBLIC KEY-----\n";
-        let policies = parse_documents(policy).unwrap().into_iter().filter_map(|d| match d {
-            Document::Policy(p) => Some(p),
-            _ => None,
-        });
-        router(Admission {
-            snapshot: SnapshotHandle::fixed(PolicySnapshot::build(policies)),
-            verifier: Arc::new(Table),
-            no_match: NoMatchPolicy::Deny,
-            metrics: Metrics::new().unwrap(),
-            default_budget: Duration::from_secs(5),
-            images_at_once: 8,
-            events: None,
-        })
+        router(Admission::for_tests(policy, Arc::new(Table)))
     }
 
     fn pod_review(image: &str) -> Vec<u8> {

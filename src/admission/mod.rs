@@ -252,6 +252,21 @@ fn involved_object(request: &AdmissionRequest) -> Involved {
 }
 
 impl Admission {
+    /// An admission over the policies in `manifests` (YAML) with `verifier`, no Events, the
+    /// default limits and `noMatchPolicy: deny`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(manifests: &str, verifier: Arc<dyn Verifier>) -> Admission {
+        Admission {
+            snapshot: SnapshotHandle::fixed(crate::policy::snapshot::PolicySnapshot::from_yaml(&[manifests])),
+            verifier,
+            no_match: NoMatchPolicy::Deny,
+            metrics: Metrics::new().expect("metrics register once per registry"),
+            default_budget: Duration::from_secs(5),
+            images_at_once: crate::policy::evaluate::DEFAULT_IMAGES_AT_ONCE,
+            events: None,
+        }
+    }
+
     /// `signet_policy_failures_total{mode, reason}`: one count per failing (image, policy).
     fn count_policy_failures(&self, evaluation: &crate::policy::evaluate::Evaluation) {
         use crate::policy::evaluate::ImageVerdict;
@@ -394,12 +409,10 @@ mod tests {
     use futures::future::BoxFuture;
 
     use super::*;
-    use crate::api::{Document, parse_documents};
     use crate::policy::evaluate::AuthorityCheck;
     use crate::policy::failure::AuthorityFailure;
     use crate::policy::program::AuthorityMatch;
     use crate::policy::reference::ImageRef;
-    use crate::policy::snapshot::PolicySnapshot;
 
     /// Stands for any bug below the admission layer.
     struct PanickingVerifier;
@@ -423,19 +436,7 @@ mod tests {
 
     fn admission() -> Admission {
         let policy = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: all\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - name: k\n    key:\n      data: |\n        -----BEGIN PUBLIC KEY-----\n        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI\n        FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==\n        -----END PUBLIC KEY-----\n";
-        let policies = parse_documents(policy).unwrap().into_iter().filter_map(|d| match d {
-            Document::Policy(p) => Some(p),
-            _ => None,
-        });
-        Admission {
-            snapshot: SnapshotHandle::fixed(PolicySnapshot::build(policies)),
-            verifier: Arc::new(PanickingVerifier),
-            no_match: NoMatchPolicy::Deny,
-            metrics: Metrics::new().unwrap(),
-            default_budget: Duration::from_secs(5),
-            images_at_once: 8,
-            events: None,
-        }
+        Admission::for_tests(policy, Arc::new(PanickingVerifier))
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+use crate::verify::bundle::sha256_digest_bytes;
 use crate::verify::trust::TrustRoot;
 
 #[derive(Args, Debug)]
@@ -168,13 +169,8 @@ fn report_verification(outcome: Result<String, String>) -> ExitCode {
 
 /// `sha256:<64 hex>` that is not a file on disk is a digest (the conformance CLI's rule).
 fn digest_argument(text: &str) -> Option<[u8; 32]> {
-    let hex = text.strip_prefix("sha256:")?;
-    if hex.len() != 64 || std::path::Path::new(text).exists() {
+    if std::path::Path::new(text).exists() {
         return None;
     }
-    let mut digest = [0u8; 32];
-    for (i, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(digest)
+    sha256_digest_bytes(text)
 }

@@ -25,6 +25,7 @@ use crate::policy::judge::{Checker, Found, Judge, KeylessChecker, Misses, unsupp
 use crate::policy::program::AuthorityMatch;
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
+use crate::policy::validate::KMS_SCHEMES;
 use crate::registry::config::{ConfigFileError, ImageLocation, config_files};
 use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
@@ -34,8 +35,6 @@ use crate::verify::keyless;
 use crate::verify::keys::{HashAlgorithm, PublicKey};
 use crate::verify::trust::TrustRoot;
 use layers::{FetchError, SignatureLocation, fetch_attestations, fetch_signatures};
-
-const KMS_SCHEMES: &[&str] = &["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 
 type SignatureCache = moka::future::Cache<(SignatureLocation, String, LayerKind), Arc<Vec<SignatureLayer>>>;
 /// (location, digest) → the Sigstore bundles referring to it (none is cached too: an

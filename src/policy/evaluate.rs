@@ -464,8 +464,6 @@ fn dedup_in_order(messages: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Document;
-    use crate::api::parse_documents;
     use crate::policy::program::PolicySignature;
 
     /// A verifier without I/O: digests and verdicts come from tables.
@@ -523,16 +521,8 @@ mod tests {
     const FAIL: &str = "  - name: no\n    static:\n      action: fail\n      message: nope\n";
 
     fn snapshot(documents: &[String]) -> PolicySnapshot {
-        let policies = documents
-            .iter()
-            .flat_map(|d| parse_documents(d).unwrap())
-            .filter_map(|d| match d {
-                Document::Policy(p) => Some(p),
-                _ => None,
-            });
-        let snapshot = PolicySnapshot::build(policies);
-        assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
-        snapshot
+        let manifests: Vec<&str> = documents.iter().map(String::as_str).collect();
+        PolicySnapshot::from_yaml(&manifests)
     }
 
     fn containers(images: &[&str]) -> Vec<ContainerImage> {

@@ -332,7 +332,9 @@ impl Judge<'_> {
 
     /// Verifies `bundle` for this image digest, signed as the authority requires.
     fn verify_bundle(&self, bundle: &bundle::Bundle) -> Result<bundle::Verified, String> {
-        let artifact = bundle::Artifact::Sha256(image_digest_bytes(self.digest)?);
+        let digest = bundle::sha256_digest_bytes(self.digest)
+            .ok_or_else(|| format!("{} is not a sha256 digest", self.digest))?;
+        let artifact = bundle::Artifact::Sha256(digest);
         match self.checker {
             Checker::Key { key, ctlog, trust, .. } => {
                 let signer = bundle::Signer::Key {
@@ -403,16 +405,6 @@ fn policy_signature(id: &str, identity: Option<&CertificateIdentity>) -> PolicyS
     }
 }
 
-/// `sha256:<hex>` as bytes.
-fn image_digest_bytes(digest: &str) -> Result<[u8; 32], String> {
-    let mut bytes = [0u8; 32];
-    digest
-        .strip_prefix("sha256:")
-        .and_then(|hex| hex::decode_to_slice(hex, &mut bytes).ok())
-        .ok_or_else(|| format!("{digest} is not a sha256 digest"))?;
-    Ok(bytes)
-}
-
 /// The payload must be about `digest` and carry the annotations the policy requires.
 fn check_claims(layer: &SignatureLayer, digest: &str, authority: &Authority) -> Result<(), String> {
     let claims = parse_payload(&layer.payload)?;
@@ -443,7 +435,6 @@ mod tests {
     //! Every rule of a key authority, judged over fed `.sig` layers, bundles and attestations:
     //! no registry, no signing tools. Signatures are made here with a fixed P-256 key.
     use super::*;
-    use crate::api::{Document, parse_documents};
     use crate::policy::snapshot::PolicySnapshot;
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::pkcs8::EncodePublicKey;
@@ -524,13 +515,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: p\nspec:\n  images:\n  - glob: \"**\"\n  authorities:\n  - name: a\n    key:\n      data: |\n          {key}\n{extra}"
         );
-        let policies = parse_documents(&yaml).unwrap().into_iter().filter_map(|d| match d {
-            Document::Policy(p) => Some(p),
-            _ => None,
-        });
-        let snapshot = PolicySnapshot::build(policies);
-        assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
-        snapshot.policies[0].authorities[0].clone()
+        PolicySnapshot::from_yaml(&[&yaml]).policies[0].authorities[0].clone()
     }
 
     fn key_checker(ctlog: bool) -> Checker {

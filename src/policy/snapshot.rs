@@ -121,6 +121,22 @@ impl PolicySnapshot {
         Self::build_with_texts(policies, &PolicyTexts::new())
     }
 
+    /// The snapshot of the ClusterImagePolicies in `manifests` (YAML), for tests; every one
+    /// must compile.
+    #[cfg(test)]
+    pub(crate) fn from_yaml(manifests: &[&str]) -> Self {
+        let policies = manifests
+            .iter()
+            .flat_map(|text| crate::api::parse_documents(text).expect("test manifests parse"))
+            .filter_map(|document| match document {
+                crate::api::Document::Policy(policy) => Some(policy),
+                _ => None,
+            });
+        let snapshot = Self::build(policies);
+        assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
+        snapshot
+    }
+
     /// [`PolicySnapshot::build`], with the policy texts read so far from ConfigMaps and URLs.
     pub fn build_with_texts(policies: impl IntoIterator<Item = ClusterImagePolicy>, texts: &PolicyTexts) -> Self {
         let mut snapshot = PolicySnapshot::default();

@@ -23,7 +23,8 @@ const NEITHER: &str = "expected exactly one, got neither";
 const DISALLOWED: &str = "must not set the field(s)";
 
 const HASH_ALGORITHMS: [&str; 4] = ["sha224", "sha256", "sha384", "sha512"];
-const KMS_SCHEMES: [&str; 4] = ["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
+/// The `key.kms` schemes policy-controller knows.
+pub const KMS_SCHEMES: [&str; 4] = ["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 const MODES: [&str; 3] = ["", "enforce", "warn"];
 const STATIC_ACTIONS: [&str; 2] = ["pass", "fail"];
 const POLICY_TYPES: [&str; 2] = ["cue", "rego"];

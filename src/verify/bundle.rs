@@ -23,7 +23,7 @@ use super::keyless::{CertificateIdentity, KeylessRequirements};
 use super::keys::{HashAlgorithm, PublicKey};
 use super::merkle::{InclusionProof, check_checkpoint_matches, leaf_hash, verify_checkpoint, verify_inclusion};
 use super::rekor::{BundlePayload, verify_set};
-use super::trust::{TrustRoot, hex};
+use super::trust::TrustRoot;
 use super::tsa::verify_timestamp;
 
 /// More timestamps than this is an attack on verification time, not a real bundle.
@@ -106,6 +106,13 @@ pub struct Proof {
     pub root_hash: Vec<u8>,
     pub hashes: Vec<Vec<u8>>,
     pub checkpoint: Option<String>,
+}
+
+/// The bytes of a `sha256:<64 hex>` digest; `None` for anything else.
+pub fn sha256_digest_bytes(digest: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digest.strip_prefix("sha256:")?, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// What the bundle is about: the artifact itself, or only its SHA-256 digest.
@@ -507,7 +514,7 @@ fn parse_entry(json: &EntryJson) -> Result<LogEntry, BundleError> {
         .transpose()?;
     Ok(LogEntry {
         log_index,
-        log_id: hex(&b64(&json.log_id.key_id, "logId.keyId")?),
+        log_id: hex::encode(&b64(&json.log_id.key_id, "logId.keyId")?),
         kind: json.kind_version.kind.clone(),
         kind_version: json.kind_version.version.clone(),
         integrated_time: json
@@ -731,10 +738,10 @@ fn verify_signature(
             key.verify(&envelope.pae(), signature, HashAlgorithm::Sha256)
                 .map_err(|e| invalid(format!("the DSSE signature: {e}")))?;
             let statement = envelope.statement().map_err(|e| invalid(e.to_string()))?;
-            if !statement.has_subject_sha256(&hex(digest)) {
+            if !statement.has_subject_sha256(&hex::encode(digest)) {
                 return Err(invalid(format!(
                     "the in-toto statement has no subject with digest sha256:{}",
-                    hex(digest)
+                    hex::encode(digest)
                 )));
             }
             Ok(())
@@ -793,7 +800,9 @@ fn check_entry_body(
     let signature = bundle.content.signature();
     match (entry.kind.as_str(), entry.kind_version.as_str(), &bundle.content) {
         ("hashedrekord", "0.0.1", Content::Message { .. }) => {
-            if text("/spec/data/hash/algorithm") != "sha256" || text("/spec/data/hash/value") != hex(artifact_digest) {
+            if text("/spec/data/hash/algorithm") != "sha256"
+                || text("/spec/data/hash/value") != hex::encode(artifact_digest)
+            {
                 return Err(mismatch("is about another artifact"));
             }
             if decode("/spec/signature/content") != signature {
@@ -830,7 +839,7 @@ fn check_entry_body(
             }
         }
         ("dsse", "0.0.1", Content::Dsse(envelope)) => {
-            let payload_hash = hex(&Sha256::digest(&envelope.payload));
+            let payload_hash = hex::encode(Sha256::digest(&envelope.payload));
             if text("/spec/payloadHash/algorithm") != "sha256" || text("/spec/payloadHash/value") != payload_hash {
                 return Err(mismatch("is about another payload"));
             }
@@ -853,7 +862,7 @@ fn check_entry_body(
         }
         ("intoto", "0.0.1", Content::Dsse(envelope)) => {
             // intoto 0.0.1 records the payload hash and the key, not the signature.
-            let payload_hash = hex(&Sha256::digest(&envelope.payload));
+            let payload_hash = hex::encode(Sha256::digest(&envelope.payload));
             if text("/spec/content/payloadHash/algorithm") != "sha256"
                 || text("/spec/content/payloadHash/value") != payload_hash
             {
@@ -864,7 +873,7 @@ fn check_entry_body(
             }
         }
         ("intoto", "0.0.2", Content::Dsse(envelope)) => {
-            let payload_hash = hex(&Sha256::digest(&envelope.payload));
+            let payload_hash = hex::encode(Sha256::digest(&envelope.payload));
             if text("/spec/content/payloadHash/algorithm") != "sha256"
                 || text("/spec/content/payloadHash/value") != payload_hash
             {

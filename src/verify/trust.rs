@@ -247,7 +247,7 @@ impl TrustRoot {
 
     /// The certificate transparency log whose id (sha256 of its key) is `log_id`.
     pub fn ctlog(&self, log_id: &[u8]) -> Option<&LogKey> {
-        let id = hex(log_id);
+        let id = hex::encode(log_id);
         self.ctlogs.iter().find(|log| log.log_id == id)
     }
 
@@ -313,7 +313,7 @@ fn log_key(log: LogJson, what: &str) -> Result<LogKey, TrustRootError> {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(id.key_id.trim())
                 .map_err(|e| invalid(format!("logId.keyId: {e}")))?;
-            hex(&raw)
+            hex::encode(raw)
         }
         None => format!("{:x}", sha2::Sha256::digest(key.spki_der())),
     };
@@ -342,11 +342,6 @@ fn validity_window(valid_for: Option<ValidForJson>, what: &str) -> Result<Window
         });
     }
     Ok((parse_time(window.start, what)?, parse_time(window.end, what)?))
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
