@@ -2,7 +2,7 @@
 //!
 //! Invariants: nothing panics; every log of a parsed root has a hex sha256 log id under
 //! which it is found again; the expiry question is answered without panicking; every CA
-//! has a chain.
+//! has a chain; building the `sigstore-verify` verifier from it answers without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     ] {
         let _ = root.earliest_expiry(now);
     }
+    let _ = root.verifier();
     for log in root.tlogs.iter().chain(&root.ctlogs) {
         assert_eq!(log.log_id.len(), 64, "log id {:?}", log.log_id);
         assert!(

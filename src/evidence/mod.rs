@@ -450,21 +450,21 @@ impl RegistryVerifier {
         check: &AuthorityCheck<'_>,
     ) -> Result<Checker, AuthorityFailure> {
         let trust = self.trust_for(keyless.trust_root_ref.as_deref(), check)?;
-        let authorities = match &keyless.ca_cert {
+        let trust = match &keyless.ca_cert {
             Some(ca_cert) => {
                 let pem = self
                     .ca_cert_pem(ca_cert)
                     .await
                     .map_err(AuthorityFailure::KeyUnavailable)?;
-                vec![keyless::authority_from_pem(&pem).map_err(AuthorityFailure::KeyUnavailable)?]
+                let authority = keyless::authority_from_pem(&pem).map_err(AuthorityFailure::KeyUnavailable)?;
+                Arc::new(trust.with_certificate_authorities(vec![authority]))
             }
-            None => trust.certificate_authorities.clone(),
+            None => trust,
         };
         Ok(Checker::Keyless(KeylessChecker {
             trust,
             identities: keyless.identities.clone(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
-            authorities,
         }))
     }
 

@@ -18,8 +18,7 @@ use crate::verify::cosign::{SignatureLayer, parse_payload};
 use crate::verify::dsse;
 use crate::verify::keyless::{CertificateIdentity, KeylessRequirements};
 use crate::verify::keys::{HashAlgorithm, PublicKey};
-use crate::verify::rekor::{EntryExpectation, verify_bundle};
-use crate::verify::trust::{CertificateAuthority, TrustRoot};
+use crate::verify::trust::TrustRoot;
 
 /// The predicate type of cosign v3's image signatures (a DSSE statement about the digest).
 const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -37,12 +36,12 @@ pub enum Checker {
     Keyless(KeylessChecker),
 }
 
-/// A keyless authority's identities and CAs.
+/// A keyless authority's identities, and the trust root to verify against (with the
+/// policy's `ca-cert` as its certificate authorities when it has one).
 pub struct KeylessChecker {
     pub trust: Arc<TrustRoot>,
     pub identities: Vec<Identity>,
     pub ignore_sct: bool,
-    pub authorities: Vec<CertificateAuthority>,
 }
 
 impl KeylessChecker {
@@ -50,8 +49,6 @@ impl KeylessChecker {
         KeylessRequirements {
             identities: &self.identities,
             ignore_sct: self.ignore_sct,
-            authorities: &self.authorities,
-            trust: &self.trust,
         }
     }
 }
@@ -200,7 +197,12 @@ impl Judge<'_> {
     ) -> (Vec<VerifiedStatement>, Vec<String>) {
         let parsed = layers
             .iter()
-            .map(|layer| (layer.layer_digest.as_str(), bundle::Bundle::from_cosign_layer(layer)))
+            .map(|layer| {
+                (
+                    layer.layer_digest.as_str(),
+                    bundle::Bundle::from_attestation_layer(layer),
+                )
+            })
             .chain(
                 bundles
                     .iter()
@@ -277,16 +279,28 @@ impl Judge<'_> {
                 key.verify(&layer.payload, signature, *hash)
                     .map_err(|_| format!("not signed by key {} ({hash:?})", key.fingerprint()))?;
                 let logged = match ctlog {
-                    Some(trust) => logged_with_key(layer, signature, key, trust)?,
+                    Some(trust) => format!(", {}", logged_with_key(layer, key, trust)?),
                     None => String::new(),
                 };
                 let detail = format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint());
                 (detail, None)
             }
             Checker::Keyless(keyless) => {
-                let verified = keyless.requirements().check(layer, signature)?;
-                let detail = format!("{}, {}", verified.identity.describe(), verified.logged);
-                (detail, Some(verified.identity))
+                if layer.certificate_pem.is_none() {
+                    return Err(
+                        "the signature has no certificate (dev.sigstore.cosign/certificate); is it keyless?"
+                            .to_string(),
+                    );
+                }
+                if layer.bundle_json.is_none() {
+                    return Err(
+                        "keyless signatures need a transparency log entry, and this one has no Rekor bundle"
+                            .to_string(),
+                    );
+                }
+                let verified =
+                    verify_signature_layer(layer, &bundle::Signer::Keyless(keyless.requirements()), &keyless.trust)?;
+                (verified.describe(), verified.identity)
             }
         };
         check_claims(layer, self.digest, self.spec())?;
@@ -300,7 +314,7 @@ impl Judge<'_> {
             return Err("requireAnnotations is checked on cosign's .sig signatures only".to_string());
         }
         let bundle = bundle::Bundle::from_json(json).map_err(|e| e.to_string())?;
-        let bundle::Content::Dsse(envelope) = &bundle.content else {
+        let Some(envelope) = bundle.envelope() else {
             return Err("a message-signature bundle cannot sign an image; expected a DSSE envelope".to_string());
         };
         let statement = envelope.statement().map_err(|e| e.to_string())?;
@@ -315,7 +329,7 @@ impl Judge<'_> {
 
     /// Verifies one DSSE bundle for the authority and returns its statement.
     fn verify_statement(&self, source: &str, bundle: &bundle::Bundle) -> Result<VerifiedStatement, String> {
-        let bundle::Content::Dsse(envelope) = &bundle.content else {
+        let Some(envelope) = bundle.envelope() else {
             return Err("not a DSSE envelope".to_string());
         };
         let verified = self.verify_bundle(bundle)?;
@@ -364,34 +378,24 @@ impl VerifiedStatement {
 }
 
 /// With `ctlog`, a keyed signature must be in the transparency log, under this key.
-fn logged_with_key(
-    layer: &SignatureLayer,
-    signature: &[u8],
-    key: &PublicKey,
-    trust: &TrustRoot,
-) -> Result<String, String> {
-    let bundle = layer
-        .bundle_json
-        .as_deref()
-        .ok_or("the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle")?;
-    let expected = EntryExpectation {
-        payload: &layer.payload,
-        signature,
-    };
-    let entry = verify_bundle(bundle, trust, &expected)?;
-    let logged_key = PublicKey::from_pem(&entry.public_key_pem)
-        .map_err(|e| format!("the Rekor entry's public key is unusable: {e}"))?;
-    if logged_key.spki_der() != key.spki_der() {
-        return Err(format!(
-            "the Rekor entry records key {}, not the policy's key {}",
-            logged_key.fingerprint(),
-            key.fingerprint()
-        ));
+fn logged_with_key(layer: &SignatureLayer, key: &PublicKey, trust: &TrustRoot) -> Result<String, String> {
+    if layer.bundle_json.is_none() {
+        return Err(
+            "the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle".to_string(),
+        );
     }
-    Ok(format!(
-        ", logged in {} at index {} ({})",
-        entry.log_url, entry.log_index, entry.integrated_time
-    ))
+    let signer = bundle::Signer::Key { key, require_log: true };
+    Ok(verify_signature_layer(layer, &signer, trust)?.log)
+}
+
+/// A `.sig` layer verified as the v0.1 bundle it amounts to, over its payload.
+fn verify_signature_layer(
+    layer: &SignatureLayer,
+    signer: &bundle::Signer,
+    trust: &TrustRoot,
+) -> Result<bundle::Verified, String> {
+    let bundle = bundle::Bundle::from_signature_layer(layer).map_err(|e| e.to_string())?;
+    bundle::verify(&bundle, &bundle::Artifact::Bytes(&layer.payload), signer, trust).map_err(|e| e.to_string())
 }
 
 /// policy-controller's view of a verified signature: its id (the layer or referrer digest)

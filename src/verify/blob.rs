@@ -94,15 +94,13 @@ pub fn verify_blob(
                 chain_pem: None,
                 bundle_json: Some(rekor_bundle.to_string()),
             };
-            let requirements = KeylessRequirements {
+            let signer = Signer::Keyless(KeylessRequirements {
                 identities: std::slice::from_ref(identity),
                 ignore_sct: *ignore_sct,
-                authorities: &trust.certificate_authorities,
-                trust,
-            };
-            let signature = layer.signature.as_deref().unwrap_or_default();
-            let verified = requirements.check(&layer, signature)?;
-            Ok(format!("{}, {}", verified.identity.describe(), verified.logged))
+            });
+            let bundle = Bundle::from_signature_layer(&layer).map_err(|e| e.to_string())?;
+            let verified = verify(&bundle, &Artifact::Bytes(blob), &signer, trust).map_err(|e| e.to_string())?;
+            Ok(verified.describe())
         }
     }
 }
@@ -129,8 +127,6 @@ pub fn verify_sigstore_bundle(
         BlobAuthority::Keyless { identity, ignore_sct } => Signer::Keyless(KeylessRequirements {
             identities: std::slice::from_ref(identity),
             ignore_sct: *ignore_sct,
-            authorities: &trust.certificate_authorities,
-            trust,
         }),
     };
     let verified = verify(&bundle, artifact, &signer, trust).map_err(|e| e.to_string())?;

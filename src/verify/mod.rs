@@ -1,5 +1,5 @@
-//! Sigstore and cosign cryptography, pure: bundles, DSSE, Rekor entries and inclusion proofs,
-//! RFC 3161 timestamps, SCTs, certificate chains, keys and trust roots. Fetching lives in
+//! Sigstore and cosign material, pure: bundles (verified by `sigstore-verify`), cosign's
+//! `.sig`/`.att` layers, DSSE, keyless identities, keys and trust roots. Fetching lives in
 //! `crate::evidence`; what an authority requires of a signature in `crate::policy::judge`.
 
 pub mod blob;
@@ -8,8 +8,4 @@ pub mod cosign;
 pub mod dsse;
 pub mod keyless;
 pub mod keys;
-pub mod merkle;
-pub mod rekor;
-pub mod sct;
 pub mod trust;
-pub mod tsa;

@@ -5,9 +5,13 @@
 //! Sigstore Python client's bundled TUF store), so signet starts and verifies without any
 //! network; `--trust-root FILE` replaces it.
 
+use std::sync::{Arc, OnceLock};
+
 use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use sha2::Digest;
+use sigstore_verify::Verifier;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -65,6 +69,8 @@ impl CertificateAuthority {
 
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoot {
+    /// The same root as `sigstore-verify` takes it, built on first use.
+    verifier: VerifierCell,
     pub tlogs: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
     pub certificate_authorities: Vec<CertificateAuthority>,
@@ -186,6 +192,7 @@ impl TrustRoot {
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(TrustRoot {
+            verifier: VerifierCell::default(),
             tlogs: logs(&keys.t_logs, "tLogs")?,
             ctlogs: logs(&keys.ct_logs, "ctLogs")?,
             certificate_authorities,
@@ -219,6 +226,7 @@ impl TrustRoot {
             .map(|(i, ca)| certificate_authority(ca, &format!("timestampAuthorities[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TrustRoot {
+            verifier: VerifierCell::default(),
             tlogs: logs(parsed.tlogs, "tlogs")?,
             ctlogs: logs(parsed.ctlogs, "ctlogs")?,
             certificate_authorities,
@@ -255,6 +263,92 @@ impl TrustRoot {
     pub fn tlog(&self, log_id: &str) -> Option<&LogKey> {
         self.tlogs.iter().find(|log| log.log_id.eq_ignore_ascii_case(log_id))
     }
+}
+
+/// A lazily built `sigstore-verify` verifier; a new root (or a changed copy) starts empty.
+#[derive(Clone, Default)]
+struct VerifierCell(Arc<OnceLock<Result<Arc<Verifier>, String>>>);
+
+impl std::fmt::Debug for VerifierCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "VerifierCell(built)"
+        } else {
+            "VerifierCell(empty)"
+        })
+    }
+}
+
+impl TrustRoot {
+    /// This root with other certificate authorities (a keyless authority's `ca-cert`).
+    pub fn with_certificate_authorities(&self, certificate_authorities: Vec<CertificateAuthority>) -> TrustRoot {
+        TrustRoot {
+            verifier: VerifierCell::default(),
+            certificate_authorities,
+            ..self.clone()
+        }
+    }
+
+    /// The `sigstore-verify` verifier for this root, built once and shared by clones.
+    pub fn verifier(&self) -> Result<Arc<Verifier>, String> {
+        self.verifier
+            .0
+            .get_or_init(|| {
+                let root: sigstore_verify::trust_root::TrustedRoot =
+                    serde_json::from_value(self.to_trusted_root_json())
+                        .map_err(|e| format!("the trust root cannot be used for verification: {e}"))?;
+                Verifier::new(&root)
+                    .map(Arc::new)
+                    .map_err(|e| format!("the trust root cannot be used for verification: {e}"))
+            })
+            .clone()
+    }
+
+    /// This root in Sigstore's `trusted_root.json` form, as `sigstore-verify` reads it.
+    fn to_trusted_root_json(&self) -> Value {
+        let window = |from: Option<OffsetDateTime>, until: Option<OffsetDateTime>| {
+            let text = |t: OffsetDateTime| t.format(&Rfc3339).ok();
+            match (from, until) {
+                (None, None) => Value::Null,
+                (from, until) => json!({
+                    "start": text(from.unwrap_or(OffsetDateTime::UNIX_EPOCH)),
+                    "end": until.and_then(text),
+                }),
+            }
+        };
+        let log = |log: &LogKey| {
+            let key_id = hex::decode(&log.log_id).unwrap_or_default();
+            json!({
+                "baseUrl": log.base_url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": b64(log.key.spki_der()),
+                    "keyDetails": log.key.kind_name(),
+                    "validFor": window(log.valid_from, log.valid_until),
+                },
+                "logId": {"keyId": b64(&key_id)},
+            })
+        };
+        let authority = |ca: &CertificateAuthority| {
+            json!({
+                "subject": {},
+                "uri": ca.uri,
+                "certChain": {"certificates": ca.chain_der.iter().map(|der| json!({"rawBytes": b64(der)})).collect::<Vec<_>>()},
+                "validFor": window(ca.valid_from, ca.valid_until),
+            })
+        };
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": self.tlogs.iter().map(log).collect::<Vec<_>>(),
+            "ctlogs": self.ctlogs.iter().map(log).collect::<Vec<_>>(),
+            "certificateAuthorities": self.certificate_authorities.iter().map(authority).collect::<Vec<_>>(),
+            "timestampAuthorities": self.timestamp_authorities.iter().map(authority).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn parse_time(text: Option<String>, what: &str) -> Result<Option<OffsetDateTime>, TrustRootError> {

@@ -223,15 +223,15 @@ async fn keyed_bundles_and_tampering() {
     assert!(allowed.0, "{}", allowed.1);
     assert_denied(
         &decide(&signet, policies.path(), &image("copied"), &args).await,
-        &["the in-toto statement has no subject with digest"],
+        &["artifact hash does not match any subject"],
     );
     assert_denied(
         &decide(&signet, policies.path(), &image("swapped"), &args).await,
-        &["is about another payload"],
+        &["DSSE payload hash mismatch"],
     );
     assert_denied(
         &decide(&signet, policies.path(), &image("stranger"), &args).await,
-        &["the DSSE signature: the signature does not verify with this key"],
+        &["DSSE signature verification failed"],
     );
     assert_denied(
         &decide(&signet, policies.path(), &image("unlogged"), &args).await,

@@ -391,10 +391,10 @@ async fn rekor_bundles_are_checked_offline_when_the_policy_has_ctlog() {
         )]);
     check(&signet, dir.path(), &format!("{host}/demo/tlog:other-key"), &args)
         .await
-        .assert_denied(&["the Rekor entry records key"]);
+        .assert_denied(&["public key in Rekor entry does not match managed key"]);
     check(&signet, dir.path(), &format!("{host}/demo/tlog:other-signature"), &args)
         .await
-        .assert_denied(&["the Rekor entry records a different signature"]);
+        .assert_denied(&["signature in bundle does not match signature in Rekor entry"]);
 
     // Without ctlog the same unlogged signature is enough, as in policy-controller.
     let no_tlog = policy_dir(&[&key_policy("unlogged-ok", "**", &key.public_pem(), "")]);

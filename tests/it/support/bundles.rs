@@ -196,6 +196,8 @@ pub async fn attest_legacy(
             "apiVersion": "0.0.1",
             "kind": "dsse",
             "spec": {
+                // Rekor's dsse 0.0.1 schema requires the envelope hash beside the payload hash.
+                "envelopeHash": {"algorithm": "sha256", "value": format!("{:x}", sha2::Sha256::digest(&envelope_bytes))},
                 "payloadHash": {"algorithm": "sha256", "value": format!("{:x}", sha2::Sha256::digest(statement))},
                 "signatures": [{"signature": B64.encode(&signature), "verifier": B64.encode(key.public_pem())}],
             },
