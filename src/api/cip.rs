@@ -189,6 +189,19 @@ pub struct Identity {
     /// SubjectRegExp specifies a regular expression to match the subject for this identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_reg_exp: Option<String>,
+    /// signet extension (policy-controller ignores it): Fulcio certificate extensions that
+    /// must equal these values, by name (`sourceRepositoryURI`, `sourceRepositoryRef`,
+    /// `runnerEnvironment`, `buildSignerURI`, ...). A certificate without the extension fails.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub certificate_extensions: BTreeMap<String, String>,
+    /// signet extension (policy-controller ignores it): Fulcio certificate extensions that
+    /// must match these regular expressions (unanchored, like subjectRegExp), by name.
+    #[serde(
+        default,
+        rename = "certificateExtensionsRegExp",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub certificate_extensions_reg_exp: BTreeMap<String, String>,
 }
 
 /// An attestation type to verify and, optionally, a policy its predicate must satisfy.

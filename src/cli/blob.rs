@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+use std::collections::BTreeMap;
+
+use crate::api::cip::Identity;
 use crate::verify::bundle::sha256_digest_bytes;
+use crate::verify::keyless::FULCIO_EXTENSIONS;
 use crate::verify::trust::TrustRoot;
 
 #[derive(Args, Debug)]
@@ -24,22 +28,153 @@ pub(super) struct VerifyBlobArgs {
     #[arg(long)]
     bundle: Option<PathBuf>,
     /// Public key (PEM) for keyed signatures.
-    #[arg(long, conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+    #[arg(long)]
     key: Option<PathBuf>,
-    #[arg(long)]
-    certificate_identity: Option<String>,
-    #[arg(long)]
-    certificate_identity_regexp: Option<String>,
-    #[arg(long)]
-    certificate_oidc_issuer: Option<String>,
-    #[arg(long)]
-    certificate_oidc_issuer_regexp: Option<String>,
-    /// Accept certificates without an embedded SCT.
-    #[arg(long)]
-    insecure_ignore_sct: bool,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// Sigstore `trusted_root.json`; default: the embedded public-good root.
     #[arg(long)]
     trust_root: Option<PathBuf>,
+}
+
+/// Who must have signed, for keyless signatures: cosign's certificate flags and `gh
+/// attestation verify`'s GitHub flags, which match Fulcio's certificate extensions. Without
+/// an issuer flag any issuer is accepted, and so is a certificate without one (GitHub's
+/// release attestations).
+#[derive(Args, Debug, Default)]
+pub(super) struct IdentityArgs {
+    /// The certificate's subject (SAN: email, URI…), matched exactly.
+    #[arg(long)]
+    certificate_identity: Option<String>,
+    /// A regexp the certificate's subject must match (unanchored).
+    #[arg(long)]
+    certificate_identity_regexp: Option<String>,
+    /// The OIDC issuer, matched exactly.
+    #[arg(long)]
+    certificate_oidc_issuer: Option<String>,
+    /// A regexp the OIDC issuer must match (unanchored).
+    #[arg(long)]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// Fulcio extension NAME must equal VALUE (NAME as in `certificateExtensions`, e.g.
+    /// sourceRepositoryRef=refs/heads/main); repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    certificate_extension: Vec<String>,
+    /// GitHub owner (organisation or user) of the source repository.
+    #[arg(long)]
+    owner: Option<String>,
+    /// GitHub source repository, OWNER/REPO.
+    #[arg(long)]
+    repo: Option<String>,
+    /// Repository of the workflow that signed (a reusable workflow's own repository).
+    #[arg(long)]
+    signer_repo: Option<String>,
+    /// Workflow that signed: [HOST/]OWNER/REPO/PATH.
+    #[arg(long)]
+    signer_workflow: Option<String>,
+    /// Git ref the build ran on (refs/heads/main, refs/tags/v1…).
+    #[arg(long)]
+    source_ref: Option<String>,
+    /// Git commit the build ran on.
+    #[arg(long)]
+    source_digest: Option<String>,
+    /// Refuse builds on self-hosted runners.
+    #[arg(long)]
+    deny_self_hosted_runners: bool,
+    /// GitHub host for --owner, --repo, --signer-repo and --signer-workflow.
+    #[arg(long, default_value = "github.com")]
+    hostname: String,
+    /// Accept certificates without an embedded SCT.
+    #[arg(long)]
+    insecure_ignore_sct: bool,
+}
+
+impl IdentityArgs {
+    /// The identity these flags ask for; `None` when no flag names one.
+    fn identity(&self) -> anyhow::Result<Option<Identity>> {
+        let host = self.hostname.trim_end_matches('/');
+        let mut extensions = BTreeMap::new();
+        for pair in &self.certificate_extension {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--certificate-extension {pair:?}: expected NAME=VALUE"))?;
+            anyhow::ensure!(
+                FULCIO_EXTENSIONS.iter().any(|(_, known)| *known == name),
+                "--certificate-extension {name:?}: not a Fulcio extension ({})",
+                FULCIO_EXTENSIONS.map(|(_, n)| n).join(", ")
+            );
+            extensions.insert(name.to_string(), value.to_string());
+        }
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                extensions.insert(name.to_string(), value);
+            }
+        };
+        set(
+            "sourceRepositoryOwnerURI",
+            self.owner.as_ref().map(|o| format!("https://{host}/{o}")),
+        );
+        set(
+            "sourceRepositoryURI",
+            self.repo.as_ref().map(|r| format!("https://{host}/{r}")),
+        );
+        set("sourceRepositoryRef", self.source_ref.clone());
+        set("sourceRepositoryDigest", self.source_digest.clone());
+        set(
+            "runnerEnvironment",
+            self.deny_self_hosted_runners.then(|| "github-hosted".to_string()),
+        );
+        // gh's rule for the subject (the signing workflow): the explicit flags, else the
+        // signer's repository or workflow, else the source repository or owner.
+        let workflow = |path: &str| {
+            let path = path.trim_start_matches("https://");
+            let has_host = path.split('/').next().is_some_and(|first| first.contains('.'));
+            let url = if has_host {
+                format!("https://{path}")
+            } else {
+                format!("https://{host}/{path}")
+            };
+            format!("^{}", regex::escape(&url))
+        };
+        let subject_reg_exp = self.certificate_identity_regexp.clone().or_else(|| {
+            if self.certificate_identity.is_some() {
+                return None;
+            }
+            let scope = self
+                .signer_workflow
+                .as_deref()
+                .or(self.signer_repo.as_deref())
+                .or(self.repo.as_deref())
+                .or(self.owner.as_deref())?;
+            let boundary = if self.signer_workflow.is_some() { "" } else { "/" };
+            Some(format!("{}{boundary}", workflow(scope)))
+        });
+        if self.certificate_identity.is_none() && subject_reg_exp.is_none() {
+            return Ok(None);
+        }
+        let any_issuer = self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none();
+        Ok(Some(Identity {
+            issuer: self.certificate_oidc_issuer.clone(),
+            issuer_reg_exp: self
+                .certificate_oidc_issuer_regexp
+                .clone()
+                .or_else(|| any_issuer.then(|| ".*".to_string())),
+            subject: self.certificate_identity.clone(),
+            subject_reg_exp,
+            certificate_extensions: extensions,
+            certificate_extensions_reg_exp: BTreeMap::new(),
+        }))
+    }
+
+    /// The keyless authority, or the error that says which flags to give.
+    fn keyless(&self) -> anyhow::Result<crate::verify::blob::BlobAuthority> {
+        let identity = self.identity()?.context(
+            "give --key, or an identity: --certificate-identity[-regexp], --owner, --repo, --signer-repo or --signer-workflow",
+        )?;
+        Ok(crate::verify::blob::BlobAuthority::Keyless {
+            identity,
+            ignore_sct: self.insecure_ignore_sct,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -50,14 +185,10 @@ pub(super) struct VerifyBundleArgs {
     /// The Sigstore bundle (`*.sigstore.json`).
     #[arg(long)]
     bundle: PathBuf,
-    /// The expected certificate identity (a SAN: email, URI…), matched exactly.
-    #[arg(long, requires = "certificate_oidc_issuer")]
-    certificate_identity: Option<String>,
-    /// The expected OIDC issuer, matched exactly.
-    #[arg(long)]
-    certificate_oidc_issuer: Option<String>,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// Public key (PEM) for bundles signed with a key.
-    #[arg(long, conflicts_with = "certificate_identity")]
+    #[arg(long)]
     key: Option<PathBuf>,
     /// Sigstore `trusted_root.json`; default: the embedded public-good root.
     #[arg(long, alias = "trust-root")]
@@ -67,36 +198,14 @@ pub(super) struct VerifyBundleArgs {
 }
 
 pub(super) fn verify_blob(args: &VerifyBlobArgs) -> anyhow::Result<ExitCode> {
-    use crate::verify::blob::{BlobAuthority, BlobSignature, verify_blob};
+    use crate::verify::blob::{BlobSignature, verify_blob};
     let read = |path: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
         path.as_ref()
             .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
             .transpose()
     };
     let blob = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let authority = match (&args.key, &args.certificate_identity, &args.certificate_identity_regexp) {
-        (Some(key), _, _) => BlobAuthority::Key(crate::verify::keys::PublicKey::from_pem(&std::fs::read_to_string(
-            key,
-        )?)?),
-        (None, None, None) => {
-            anyhow::bail!("give --key, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]")
-        }
-        _ => {
-            anyhow::ensure!(
-                args.certificate_oidc_issuer.is_some() || args.certificate_oidc_issuer_regexp.is_some(),
-                "keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp"
-            );
-            BlobAuthority::Keyless {
-                identity: crate::api::cip::Identity {
-                    issuer: args.certificate_oidc_issuer.clone(),
-                    issuer_reg_exp: args.certificate_oidc_issuer_regexp.clone(),
-                    subject: args.certificate_identity.clone(),
-                    subject_reg_exp: args.certificate_identity_regexp.clone(),
-                },
-                ignore_sct: args.insecure_ignore_sct,
-            }
-        }
-    };
+    let authority = authority(args.key.as_ref(), &args.identity)?;
     let trust = match &args.trust_root {
         None => TrustRoot::public_good()?,
         Some(path) => {
@@ -112,22 +221,9 @@ pub(super) fn verify_blob(args: &VerifyBlobArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn verify_bundle(args: &VerifyBundleArgs) -> anyhow::Result<ExitCode> {
-    use crate::verify::blob::{BlobAuthority, verify_sigstore_bundle};
+    use crate::verify::blob::verify_sigstore_bundle;
     use crate::verify::bundle::Artifact;
-    let authority = match (&args.key, &args.certificate_identity) {
-        (Some(key), _) => BlobAuthority::Key(crate::verify::keys::PublicKey::from_pem(
-            &std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?,
-        )?),
-        (None, Some(identity)) => BlobAuthority::Keyless {
-            identity: crate::api::cip::Identity {
-                issuer: args.certificate_oidc_issuer.clone(),
-                subject: Some(identity.clone()),
-                ..Default::default()
-            },
-            ignore_sct: false,
-        },
-        (None, None) => anyhow::bail!("give --key, or --certificate-identity with --certificate-oidc-issuer"),
-    };
+    let authority = authority(args.key.as_ref(), &args.identity)?;
     let trust = match (&args.trusted_root, args.staging) {
         (Some(path), _) => {
             TrustRoot::from_json(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?
@@ -147,9 +243,42 @@ pub(super) fn verify_bundle(args: &VerifyBundleArgs) -> anyhow::Result<ExitCode>
             Artifact::Bytes(&contents)
         }
     };
-    Ok(report_verification(verify_sigstore_bundle(
-        &bundle, &artifact, &authority, &trust,
-    )))
+    let bundles = bundles_in(&bundle);
+    anyhow::ensure!(!bundles.is_empty(), "{} holds no bundle", args.bundle.display());
+    let mut failures = Vec::new();
+    for (i, bundle) in bundles.iter().enumerate() {
+        match verify_sigstore_bundle(bundle, &artifact, &authority, &trust) {
+            Ok(detail) => return Ok(report_verification(Ok(detail))),
+            Err(why) if bundles.len() == 1 => failures.push(why),
+            Err(why) => failures.push(format!("bundle {} of {}: {why}", i + 1, bundles.len())),
+        }
+    }
+    Ok(report_verification(Err(failures.join("; "))))
+}
+
+/// The bundles in a file: one JSON document, or JSON Lines of them (`gh attestation
+/// download` writes one bundle per line); the artifact verifies if one of them does.
+fn bundles_in(file: &[u8]) -> Vec<&[u8]> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(file).is_ok() {
+        return vec![file];
+    }
+    file.split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .collect()
+}
+
+/// A key, or the identity the flags name; not both.
+fn authority(key: Option<&PathBuf>, identity: &IdentityArgs) -> anyhow::Result<crate::verify::blob::BlobAuthority> {
+    match key {
+        Some(key) => {
+            anyhow::ensure!(identity.identity()?.is_none(), "give --key or identity flags, not both");
+            let pem = std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+            Ok(crate::verify::blob::BlobAuthority::Key(
+                crate::verify::keys::PublicKey::from_pem(&pem)?,
+            ))
+        }
+        None => identity.keyless(),
+    }
 }
 
 /// cosign's way of saying it: the detail and "Verified OK" (exit 0), or why not (exit 1).

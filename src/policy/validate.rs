@@ -16,6 +16,7 @@ use crate::api::trustroot::{
     CertificateAuthority, Remote, Repository, SigstoreKeys, TransparencyLogInstance, TrustRootSpec, decode_base64,
 };
 use crate::policy::glob::{Glob, GlobError};
+use crate::verify::keyless::FULCIO_EXTENSIONS;
 
 const MISSING: &str = "missing field(s)";
 const BOTH: &str = "expected exactly one, got both";
@@ -374,6 +375,24 @@ fn check_identity(id: &Identity, base: &str, errs: &mut Errors) {
         }
         if let Some(pattern) = set(regex) {
             check_regex(pattern, format!("{base}.{regex_name}"), errs);
+        }
+    }
+    let known = |name: &str| FULCIO_EXTENSIONS.iter().any(|(_, known)| *known == name);
+    let unknown = || {
+        format!(
+            "not a Fulcio extension; one of {}",
+            FULCIO_EXTENSIONS.map(|(_, n)| n).join(", ")
+        )
+    };
+    for name in id.certificate_extensions.keys().filter(|n| !known(n)) {
+        errs.invalid(format!("{base}.certificateExtensions"), name, unknown());
+    }
+    for (name, pattern) in &id.certificate_extensions_reg_exp {
+        let path = format!("{base}.certificateExtensionsRegExp.{name}");
+        if known(name) {
+            check_regex(pattern, path, errs);
+        } else {
+            errs.invalid(format!("{base}.certificateExtensionsRegExp"), name, unknown());
         }
     }
 }
@@ -847,6 +866,33 @@ mod tests {
         let none = errors(&spec_with(Authority::default()));
         assert!(none.has_path("spec.authorities[0].static"));
         assert_eq!(none.errors.len(), 3);
+    }
+
+    #[test]
+    fn certificate_extensions_are_known_fulcio_names_with_valid_regexps() {
+        let mut identity = identity(
+            "https://token.actions.githubusercontent.com",
+            "^https://github.com/org/",
+        );
+        identity
+            .certificate_extensions
+            .insert("sourceRepositoryURI".into(), "https://github.com/org/app".into());
+        identity.certificate_extensions.insert("sourceRepo".into(), "x".into());
+        identity
+            .certificate_extensions_reg_exp
+            .insert("sourceRepositoryRef".into(), "^refs/(heads/main|tags/".into());
+        let text = errors(&spec_with(keyless(vec![identity]))).to_string();
+        let base = "spec.authorities[0].keyless.identities[0]";
+        assert!(
+            text.contains(&format!("invalid value: sourceRepo: {base}.certificateExtensions")),
+            "{text}"
+        );
+        assert!(text.contains("not a Fulcio extension; one of buildSignerURI"), "{text}");
+        assert!(
+            text.contains(&format!("{base}.certificateExtensionsRegExp.sourceRepositoryRef")),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 2, "the known, valid extension passes: {text}");
     }
 
     #[test]

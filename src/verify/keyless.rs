@@ -26,6 +26,24 @@ const GITHUB_EXTENSIONS: [(&str, &str); 5] = [
     ("1.3.6.1.4.1.57264.1.5", "githubWorkflowRepo"),
     ("1.3.6.1.4.1.57264.1.6", "githubWorkflowRef"),
 ];
+/// Fulcio's certificate extensions (DER UTF8String values), by the name `certificateExtensions`
+/// and `--certificate-extension` give them (Fulcio's OID documentation, in camelCase).
+pub const FULCIO_EXTENSIONS: [(&str, &str); 14] = [
+    ("1.3.6.1.4.1.57264.1.9", "buildSignerURI"),
+    ("1.3.6.1.4.1.57264.1.10", "buildSignerDigest"),
+    ("1.3.6.1.4.1.57264.1.11", "runnerEnvironment"),
+    ("1.3.6.1.4.1.57264.1.12", "sourceRepositoryURI"),
+    ("1.3.6.1.4.1.57264.1.13", "sourceRepositoryDigest"),
+    ("1.3.6.1.4.1.57264.1.14", "sourceRepositoryRef"),
+    ("1.3.6.1.4.1.57264.1.15", "sourceRepositoryIdentifier"),
+    ("1.3.6.1.4.1.57264.1.16", "sourceRepositoryOwnerURI"),
+    ("1.3.6.1.4.1.57264.1.17", "sourceRepositoryOwnerIdentifier"),
+    ("1.3.6.1.4.1.57264.1.18", "buildConfigURI"),
+    ("1.3.6.1.4.1.57264.1.19", "buildConfigDigest"),
+    ("1.3.6.1.4.1.57264.1.20", "buildTrigger"),
+    ("1.3.6.1.4.1.57264.1.21", "runInvocationURI"),
+    ("1.3.6.1.4.1.57264.1.22", "sourceRepositoryVisibilityAtSigning"),
+];
 
 /// What a keyless authority requires of a signature beyond what `sigstore-verify` checks
 /// (chain, validity at the verified times, code signing, SCT): one of its identities.
@@ -34,22 +52,26 @@ pub struct KeylessRequirements<'a> {
     pub ignore_sct: bool,
 }
 
-/// Who a certificate names: the OIDC issuer, the subjects (SANs), and the GitHub workflow
-/// extensions (by policy-controller's field name) when Fulcio wrote them.
+/// Who a certificate names: the OIDC issuer (empty when the certificate has none, as
+/// GitHub's release attestations), the subjects (SANs), the deprecated GitHub workflow
+/// extensions (by policy-controller's field name) and Fulcio's other extensions (by
+/// [`FULCIO_EXTENSIONS`] name) when Fulcio wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateIdentity {
     pub issuer: String,
     pub subjects: Vec<String>,
     pub github: BTreeMap<String, String>,
+    pub extensions: BTreeMap<String, String>,
 }
 
 impl CertificateIdentity {
     pub fn describe(&self) -> String {
-        format!(
-            "certificate for {} issued by {:?}",
-            self.subjects.join(", "),
-            self.issuer
-        )
+        let issuer = if self.issuer.is_empty() {
+            "with no OIDC issuer".to_string()
+        } else {
+            format!("issued by {:?}", self.issuer)
+        };
+        format!("certificate for {} {issuer}", self.subjects.join(", "))
     }
 }
 
@@ -65,13 +87,30 @@ impl KeylessRequirements<'_> {
                 identity.subject.as_deref(),
                 identity.subject_reg_exp.as_deref(),
                 &found.subjects,
-            )? {
+            )? && extensions_match(identity, found)?
+            {
                 return Ok(());
             }
         }
         let expected: Vec<String> = self.identities.iter().map(describe_identity).collect();
+        let named: std::collections::BTreeSet<&String> = self
+            .identities
+            .iter()
+            .flat_map(|i| {
+                i.certificate_extensions
+                    .keys()
+                    .chain(i.certificate_extensions_reg_exp.keys())
+            })
+            .collect();
+        let found_extensions: String = named
+            .into_iter()
+            .map(|name| match found.extensions.get(name) {
+                Some(value) => format!(", {name} {value:?}"),
+                None => format!(", no {name}"),
+            })
+            .collect();
         Err(format!(
-            "certificate identity mismatch: expected {}; found issuer {:?}, subject {}",
+            "certificate identity mismatch: expected {}; found issuer {:?}, subject {}{found_extensions}",
             expected.join(" or "),
             found.issuer,
             found
@@ -84,16 +123,43 @@ impl KeylessRequirements<'_> {
     }
 }
 
+/// Every extension the identity names must be in the certificate, equal to or matching it.
+fn extensions_match(identity: &Identity, found: &CertificateIdentity) -> Result<bool, String> {
+    for (name, expected) in &identity.certificate_extensions {
+        if found.extensions.get(name) != Some(expected) {
+            return Ok(false);
+        }
+    }
+    for (name, pattern) in &identity.certificate_extensions_reg_exp {
+        let Some(value) = found.extensions.get(name) else {
+            return Ok(false);
+        };
+        if !matches(None, Some(pattern), std::slice::from_ref(value))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn describe_identity(identity: &Identity) -> String {
     let part = |exact: &Option<String>, regexp: &Option<String>| match (exact, regexp) {
         (Some(exact), _) if !exact.is_empty() => format!("{exact:?}"),
         (_, Some(regexp)) => format!("/{regexp}/"),
         _ => "any".to_string(),
     };
+    let exact = identity
+        .certificate_extensions
+        .iter()
+        .map(|(name, value)| format!(" {name} {value:?}"));
+    let regexps = identity
+        .certificate_extensions_reg_exp
+        .iter()
+        .map(|(name, pattern)| format!(" {name} /{pattern}/"));
     format!(
-        "issuer {} subject {}",
+        "issuer {} subject {}{}",
         part(&identity.issuer, &identity.issuer_reg_exp),
-        part(&identity.subject, &identity.subject_reg_exp)
+        part(&identity.subject, &identity.subject_reg_exp),
+        exact.chain(regexps).collect::<String>()
     )
 }
 
@@ -140,10 +206,13 @@ fn identity_of(leaf: &X509Certificate) -> Result<CertificateIdentity, String> {
         return Err("the certificate has no subject alternative name to match".to_string());
     }
     Ok(CertificateIdentity {
-        issuer: issuer_of(leaf)
-            .ok_or("the certificate has no Fulcio issuer extension (1.3.6.1.4.1.57264.1.8 or .1.1)")?,
+        issuer: issuer_of(leaf).unwrap_or_default(),
         subjects,
         github: github_extensions(leaf),
+        extensions: FULCIO_EXTENSIONS
+            .iter()
+            .filter_map(|(oid, name)| Some((name.to_string(), der_utf8_string(extension_value(leaf, oid)?)?)))
+            .collect(),
     })
 }
 

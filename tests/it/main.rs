@@ -20,6 +20,7 @@ mod digests;
 mod fan_out;
 mod fuzz_regressions;
 mod fuzz_short;
+mod github_attestations;
 mod hardening;
 mod hostile_registry;
 mod keyed;
