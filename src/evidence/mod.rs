@@ -21,7 +21,7 @@ use crate::cluster::ClusterAccess;
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::failure::AuthorityFailure;
-use crate::policy::judge::{Checker, Found, Judge, KeylessChecker, Misses, unsupported_requirements};
+use crate::policy::judge::{Checker, Found, Judge, KeylessChecker, Misses};
 use crate::policy::program::AuthorityMatch;
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
@@ -29,7 +29,7 @@ use crate::policy::validate::KMS_SCHEMES;
 use crate::registry::config::{ConfigFileError, ImageLocation, config_files};
 use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
-use crate::verify::bundle::AttachedBundle;
+use crate::verify::bundle::{AttachedBundle, Timestamps};
 use crate::verify::cosign::SignatureLayer;
 use crate::verify::keyless;
 use crate::verify::keys::{HashAlgorithm, PublicKey};
@@ -339,7 +339,6 @@ impl RegistryVerifier {
     /// Gathers what the authority needs and has [`Judge`] decide.
     async fn verify_uncached(&self, check: &AuthorityCheck<'_>) -> Judged {
         let spec = &check.authority.spec;
-        unsupported_requirements(spec)?;
         self.trust_roots.prepare(spec, check.trust_roots).await;
         let checker = match (&check.authority.kind, &spec.key, &spec.keyless) {
             (AuthorityKind::Key, Some(key_ref), _) => self.key_checker(key_ref, check).await?,
@@ -430,16 +429,37 @@ impl RegistryVerifier {
         let hash_name = key_ref.hash_algorithm.as_deref().unwrap_or_default();
         let hash = HashAlgorithm::from_name(hash_name)
             .ok_or_else(|| AuthorityFailure::KeyUnavailable(format!("hashAlgorithm {hash_name:?} is not supported")))?;
+        let (tsa, timestamps) = self.timestamp_root(check)?;
         let ctlog = match &check.authority.spec.ctlog {
             Some(ctlog) => Some(self.trust_for(ctlog.trust_root_ref.as_deref(), check)?),
             None => None,
         };
+        let with_tsa = |root: &Arc<TrustRoot>| match &tsa {
+            Some(tsa) => root.with_timestamp_authorities_of(tsa),
+            None => root.clone(),
+        };
         Ok(Checker::Key {
             key,
             hash,
-            ctlog,
-            trust: self.trust.clone(),
+            ctlog: ctlog.as_ref().map(with_tsa),
+            trust: with_tsa(&self.trust),
+            timestamps,
         })
+    }
+
+    /// With `rfc3161timestamp`, the trust root whose timestamp authorities must have dated
+    /// the signature (its `trustRootRef`, else signet's own).
+    fn timestamp_root(
+        &self,
+        check: &AuthorityCheck<'_>,
+    ) -> Result<(Option<Arc<TrustRoot>>, Timestamps), AuthorityFailure> {
+        match &check.authority.spec.rfc3161timestamp {
+            Some(tsa) => Ok((
+                Some(self.trust_for(tsa.trust_root_ref.as_deref(), check)?),
+                Timestamps::Required,
+            )),
+            None => Ok((None, Timestamps::Optional)),
+        }
     }
 
     /// How a `keyless` authority checks a signature: identities and CAs (the policy's
@@ -461,10 +481,15 @@ impl RegistryVerifier {
             }
             None => trust,
         };
+        let (tsa, timestamps) = self.timestamp_root(check)?;
         Ok(Checker::Keyless(KeylessChecker {
-            trust,
+            trust: match &tsa {
+                Some(tsa) => trust.with_timestamp_authorities_of(tsa),
+                None => trust,
+            },
             identities: keyless.identities.clone(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
+            timestamps,
         }))
     }
 

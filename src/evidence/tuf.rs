@@ -560,7 +560,11 @@ impl TrustRootStore {
     pub async fn prepare(&self, authority: &Authority, roots: &BTreeMap<String, TrustRootSpec>) {
         let keyless = authority.keyless.as_ref().and_then(|k| k.trust_root_ref.as_deref());
         let ctlog = authority.ctlog.as_ref().and_then(|c| c.trust_root_ref.as_deref());
-        for name in [keyless, ctlog].into_iter().flatten() {
+        let tsa = authority
+            .rfc3161timestamp
+            .as_ref()
+            .and_then(|t| t.trust_root_ref.as_deref());
+        for name in [keyless, ctlog, tsa].into_iter().flatten() {
             if let Some(spec) = roots.get(name) {
                 self.resolve(name, spec).await;
             }

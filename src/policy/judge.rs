@@ -13,7 +13,7 @@ use crate::policy::failure::AuthorityFailure;
 use crate::policy::program::{AuthorityMatch, PolicySignature};
 use crate::policy::rego::Verdict;
 use crate::policy::snapshot::CompiledAuthority;
-use crate::verify::bundle::{self, AttachedBundle};
+use crate::verify::bundle::{self, AttachedBundle, Timestamps};
 use crate::verify::cosign::{SignatureLayer, parse_payload};
 use crate::verify::dsse;
 use crate::verify::keyless::{CertificateIdentity, KeylessRequirements};
@@ -32,6 +32,8 @@ pub enum Checker {
         ctlog: Option<Arc<TrustRoot>>,
         /// signet's own trust root, for bundles of a key authority without `ctlog`.
         trust: Arc<TrustRoot>,
+        /// With `rfc3161timestamp`: required (the roots above carry its authorities).
+        timestamps: Timestamps,
     },
     Keyless(KeylessChecker),
 }
@@ -42,6 +44,8 @@ pub struct KeylessChecker {
     pub trust: Arc<TrustRoot>,
     pub identities: Vec<Identity>,
     pub ignore_sct: bool,
+    /// With `rfc3161timestamp`: required (`trust` carries its authorities).
+    pub timestamps: Timestamps,
 }
 
 impl KeylessChecker {
@@ -109,17 +113,6 @@ pub struct Judge<'a> {
     pub authority: &'a CompiledAuthority,
     pub checker: &'a Checker,
     pub digest: &'a str,
-}
-
-/// Requirements this build cannot check fail the authority: passing it on a signature alone
-/// would admit images that never met them.
-pub fn unsupported_requirements(authority: &Authority) -> Result<(), AuthorityFailure> {
-    if authority.rfc3161timestamp.is_some() {
-        return Err(AuthorityFailure::Unsupported {
-            requirement: "rfc3161timestamp (TSA timestamps)",
-        });
-    }
-    Ok(())
 }
 
 impl Judge<'_> {
@@ -275,12 +268,25 @@ impl Judge<'_> {
             .as_deref()
             .ok_or("the layer has no valid dev.cosignproject.cosign/signature annotation")?;
         let (detail, identity) = match self.checker {
-            Checker::Key { key, hash, ctlog, .. } => {
+            Checker::Key {
+                key,
+                hash,
+                ctlog,
+                trust,
+                timestamps,
+            } => {
                 key.verify(&layer.payload, signature, *hash)
                     .map_err(|_| format!("not signed by key {} ({hash:?})", key.fingerprint()))?;
-                let logged = match ctlog {
-                    Some(trust) => format!(", {}", logged_with_key(layer, key, trust)?),
-                    None => String::new(),
+                let logged = match (ctlog, timestamps) {
+                    (Some(trust), _) => format!(", {}", logged_with_key(layer, key, trust, *timestamps)?),
+                    (None, Timestamps::Required) => {
+                        let signer = bundle::Signer::Key {
+                            key,
+                            require_log: false,
+                        };
+                        format!(", {}", verify_signature_layer(layer, &signer, trust, *timestamps)?.log)
+                    }
+                    (None, Timestamps::Optional) => String::new(),
                 };
                 let detail = format!("verified with {} key {}{logged}", key.kind_name(), key.fingerprint());
                 (detail, None)
@@ -298,8 +304,12 @@ impl Judge<'_> {
                             .to_string(),
                     );
                 }
-                let verified =
-                    verify_signature_layer(layer, &bundle::Signer::Keyless(keyless.requirements()), &keyless.trust)?;
+                let verified = verify_signature_layer(
+                    layer,
+                    &bundle::Signer::Keyless(keyless.requirements()),
+                    &keyless.trust,
+                    keyless.timestamps,
+                )?;
                 (verified.describe(), verified.identity)
             }
         };
@@ -350,16 +360,22 @@ impl Judge<'_> {
             .ok_or_else(|| format!("{} is not a sha256 digest", self.digest))?;
         let artifact = bundle::Artifact::Sha256(digest);
         match self.checker {
-            Checker::Key { key, ctlog, trust, .. } => {
+            Checker::Key {
+                key,
+                ctlog,
+                trust,
+                timestamps,
+                ..
+            } => {
                 let signer = bundle::Signer::Key {
                     key,
                     require_log: ctlog.is_some(),
                 };
-                bundle::verify(bundle, &artifact, &signer, ctlog.as_ref().unwrap_or(trust))
+                bundle::verify(bundle, &artifact, &signer, ctlog.as_ref().unwrap_or(trust), *timestamps)
             }
             Checker::Keyless(keyless) => {
                 let signer = bundle::Signer::Keyless(keyless.requirements());
-                bundle::verify(bundle, &artifact, &signer, &keyless.trust)
+                bundle::verify(bundle, &artifact, &signer, &keyless.trust, keyless.timestamps)
             }
         }
         .map_err(|e| e.to_string())
@@ -378,14 +394,19 @@ impl VerifiedStatement {
 }
 
 /// With `ctlog`, a keyed signature must be in the transparency log, under this key.
-fn logged_with_key(layer: &SignatureLayer, key: &PublicKey, trust: &TrustRoot) -> Result<String, String> {
+fn logged_with_key(
+    layer: &SignatureLayer,
+    key: &PublicKey,
+    trust: &TrustRoot,
+    timestamps: Timestamps,
+) -> Result<String, String> {
     if layer.bundle_json.is_none() {
         return Err(
             "the policy requires a transparency log entry (ctlog) but the signature has no Rekor bundle".to_string(),
         );
     }
     let signer = bundle::Signer::Key { key, require_log: true };
-    Ok(verify_signature_layer(layer, &signer, trust)?.log)
+    Ok(verify_signature_layer(layer, &signer, trust, timestamps)?.log)
 }
 
 /// A `.sig` layer verified as the v0.1 bundle it amounts to, over its payload.
@@ -393,9 +414,17 @@ fn verify_signature_layer(
     layer: &SignatureLayer,
     signer: &bundle::Signer,
     trust: &TrustRoot,
+    timestamps: Timestamps,
 ) -> Result<bundle::Verified, String> {
     let bundle = bundle::Bundle::from_signature_layer(layer).map_err(|e| e.to_string())?;
-    bundle::verify(&bundle, &bundle::Artifact::Bytes(&layer.payload), signer, trust).map_err(|e| e.to_string())
+    bundle::verify(
+        &bundle,
+        &bundle::Artifact::Bytes(&layer.payload),
+        signer,
+        trust,
+        timestamps,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// policy-controller's view of a verified signature: its id (the layer or referrer digest)
@@ -481,6 +510,7 @@ mod tests {
             certificate_pem: None,
             chain_pem: None,
             bundle_json: None,
+            timestamp_json: None,
         }
     }
 
@@ -510,6 +540,7 @@ mod tests {
             certificate_pem: None,
             chain_pem: None,
             bundle_json: None,
+            timestamp_json: None,
         }
     }
 
@@ -522,19 +553,25 @@ mod tests {
         PolicySnapshot::from_yaml(&[&yaml]).policies[0].authorities[0].clone()
     }
 
-    fn key_checker(ctlog: bool) -> Checker {
+    fn key_checker(ctlog: bool, timestamps: Timestamps) -> Checker {
         let trust = Arc::new(TrustRoot::public_good().unwrap());
         Checker::Key {
             key: PublicKey::from_pem(&public_pem(1)).unwrap(),
             hash: HashAlgorithm::Sha256,
             ctlog: ctlog.then(|| trust.clone()),
             trust,
+            timestamps,
         }
     }
 
     fn judge_layers(extra: &str, layers: &[SignatureLayer]) -> Result<Found, AuthorityFailure> {
         let authority = authority(extra);
-        let checker = key_checker(extra.contains("ctlog"));
+        let timestamps = if extra.contains("rfc3161timestamp") {
+            Timestamps::Required
+        } else {
+            Timestamps::Optional
+        };
+        let checker = key_checker(extra.contains("ctlog"), timestamps);
         let judge = Judge {
             authority: &authority,
             checker: &checker,
@@ -588,6 +625,15 @@ mod tests {
                 "",
                 vec![layer(Some(1), b"{}".to_vec())],
                 Err(("signature_rejected", "payload has no \"critical\" section")),
+            ),
+            (
+                "rfc3161timestamp and no timestamp",
+                "    rfc3161timestamp: {}\n",
+                vec![layer(Some(1), payload(DIGEST, ""))],
+                Err((
+                    "signature_rejected",
+                    "requires an RFC 3161 timestamp (rfc3161timestamp)",
+                )),
             ),
             (
                 "annotation present",
@@ -647,7 +693,7 @@ mod tests {
     #[test]
     fn signature_formats() {
         let authority_of = |format: &str| authority(&format!("    signatureFormat: {format}\n"));
-        let checker = key_checker(false);
+        let checker = key_checker(false, Timestamps::Optional);
         for (format, legacy, bundles) in [("simplesigning", true, false), ("bundle", false, true)] {
             let authority = authority_of(format);
             let judge = Judge {
@@ -673,7 +719,7 @@ mod tests {
     #[test]
     fn attached_bundles_are_judged_one_by_one() {
         let authority = authority("");
-        let checker = key_checker(false);
+        let checker = key_checker(false, Timestamps::Optional);
         let judge = Judge {
             authority: &authority,
             checker: &checker,
@@ -718,7 +764,7 @@ mod tests {
     async fn attestations_by_predicate_type_and_policy() {
         let wanted = "    attestations:\n    - name: vuln\n      predicateType: vuln\n      policy:\n        type: rego\n        data: |\n          package sigstore\n          default isCompliant = false\n          isCompliant { input.predicate.scanner == \"trivy\" }\n";
         let authority = authority(wanted);
-        let checker = key_checker(false);
+        let checker = key_checker(false, Timestamps::Optional);
         let judge = Judge {
             authority: &authority,
             checker: &checker,

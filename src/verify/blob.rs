@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::bundle::{Artifact, Bundle, Signer, verify};
+use super::bundle::{Artifact, Bundle, Signer, Timestamps, verify};
 use super::cosign::SignatureLayer;
 use super::keyless::KeylessRequirements;
 use super::keys::{HashAlgorithm, PublicKey};
@@ -93,13 +93,15 @@ pub fn verify_blob(
                 certificate_pem: Some(certificate_pem(&certificate)?),
                 chain_pem: None,
                 bundle_json: Some(rekor_bundle.to_string()),
+                timestamp_json: None,
             };
             let signer = Signer::Keyless(KeylessRequirements {
                 identities: std::slice::from_ref(identity),
                 ignore_sct: *ignore_sct,
             });
             let bundle = Bundle::from_signature_layer(&layer).map_err(|e| e.to_string())?;
-            let verified = verify(&bundle, &Artifact::Bytes(blob), &signer, trust).map_err(|e| e.to_string())?;
+            let verified = verify(&bundle, &Artifact::Bytes(blob), &signer, trust, Timestamps::Optional)
+                .map_err(|e| e.to_string())?;
             Ok(verified.describe())
         }
     }
@@ -129,7 +131,7 @@ pub fn verify_sigstore_bundle(
             ignore_sct: *ignore_sct,
         }),
     };
-    let verified = verify(&bundle, artifact, &signer, trust).map_err(|e| e.to_string())?;
+    let verified = verify(&bundle, artifact, &signer, trust, Timestamps::Optional).map_err(|e| e.to_string())?;
     Ok(verified.describe())
 }
 

@@ -14,6 +14,7 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+pub const TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 /// One signature layer, with the payload bytes exactly as stored (signatures are over them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct SignatureLayer {
     pub certificate_pem: Option<String>,
     pub chain_pem: Option<String>,
     pub bundle_json: Option<String>,
+    /// `dev.sigstore.cosign/rfc3161timestamp`: a TSA's signed timestamp over the signature.
+    pub timestamp_json: Option<String>,
 }
 
 impl SignatureLayer {
@@ -46,6 +49,7 @@ impl SignatureLayer {
             certificate_pem: annotation(CERTIFICATE_ANNOTATION),
             chain_pem: annotation(CHAIN_ANNOTATION),
             bundle_json: annotation(BUNDLE_ANNOTATION),
+            timestamp_json: annotation(TIMESTAMP_ANNOTATION),
         }
     }
 }

@@ -289,6 +289,19 @@ impl TrustRoot {
         }
     }
 
+    /// This root with the timestamp authorities of `tsa` (an authority's `rfc3161timestamp`
+    /// root) instead of its own; the same root when `tsa` is this one.
+    pub fn with_timestamp_authorities_of(self: &Arc<Self>, tsa: &Arc<TrustRoot>) -> Arc<TrustRoot> {
+        if Arc::ptr_eq(self, tsa) {
+            return self.clone();
+        }
+        Arc::new(TrustRoot {
+            verifier: VerifierCell::default(),
+            timestamp_authorities: tsa.timestamp_authorities.clone(),
+            ..TrustRoot::clone(self)
+        })
+    }
+
     /// The `sigstore-verify` verifier for this root, built once and shared by clones.
     pub fn verifier(&self) -> Result<Arc<Verifier>, String> {
         self.verifier
