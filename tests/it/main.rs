@@ -21,6 +21,7 @@ mod fan_out;
 mod fuzz_regressions;
 mod fuzz_short;
 mod github_attestations;
+mod github_policies;
 mod hardening;
 mod hostile_registry;
 mod keyed;

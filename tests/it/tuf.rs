@@ -48,25 +48,25 @@ fn at<T: serde::de::DeserializeOwned>(offset: i64) -> T {
 }
 
 /// Expiry (seconds from now) of each TUF role.
-struct Expiry {
+pub(crate) struct Expiry {
     root: i64,
     timestamp: i64,
 }
 
-const VALID: Expiry = Expiry {
+pub(crate) const VALID: Expiry = Expiry {
     root: 365 * 86_400,
     timestamp: 20 * 86_400,
 };
 
 /// A signed TUF repository on disk: `root.json` (the initial root to trust) and
 /// `repository/` (metadata at the top, targets under `targets/`).
-struct TufRepo {
+pub(crate) struct TufRepo {
     dir: tempfile::TempDir,
-    root_json: Vec<u8>,
+    pub(crate) root_json: Vec<u8>,
 }
 
 impl TufRepo {
-    async fn build(target_name: &str, target: &[u8], expiry: Expiry) -> TufRepo {
+    pub(crate) async fn build(target_name: &str, target: &[u8], expiry: Expiry) -> TufRepo {
         let dir = tempfile::tempdir().unwrap();
         let key_path = dir.path().join("key.pk8");
         let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
@@ -109,7 +109,7 @@ impl TufRepo {
         }
     }
 
-    fn repository(&self) -> PathBuf {
+    pub(crate) fn repository(&self) -> PathBuf {
         self.dir.path().join("repository")
     }
 
@@ -323,7 +323,7 @@ async fn tuf_repository_in_mirror_fs() {
 }
 
 /// Serves `repository/` like a static TUF mirror; 404 for anything else.
-async fn mirror_server(repository: PathBuf) -> MockServer {
+pub(crate) async fn mirror_server(repository: PathBuf) -> MockServer {
     MockServer::start(move |request| {
         let path = request
             .path

@@ -15,7 +15,7 @@ use sha2::Digest;
 
 use super::cosign::{TestKey, get_manifest, push_blob, put_manifest, sha256};
 use super::env::run;
-use super::keyless::{MockSigstore, signet_tools_dir};
+use super::keyless::{Leaf, MockSigstore, pem_to_der, signet_tools_dir};
 use super::registry::Registry;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -244,6 +244,20 @@ pub fn attest_and_attach_with(
     predicate_type: &str,
     predicate: &Value,
 ) -> Value {
+    attest_and_attach_as(reg, repo, digest, mock, predicate_type, predicate, None)
+}
+
+/// [`attest_and_attach_with`] as another signer: the token's issuer and e-mail claim (which
+/// the mock writes as the certificate's URI SAN), e.g. a GitHub Actions workflow.
+pub fn attest_and_attach_as(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    mock: &MockSigstore,
+    predicate_type: &str,
+    predicate: &Value,
+    signer: Option<(&str, &str)>,
+) -> Value {
     let (user, pass) = reg.creds().expect("sigstore attach needs registry credentials");
     let script = super::env::shared_tool("attest-image.js").expect("attest-image.js");
     let modules = signet_tools_dir().join("npm/node_modules");
@@ -254,6 +268,12 @@ pub fn attest_and_attach_with(
         .unwrap()
         .replace("http://127.0.0.1:8765", &mock.url())
         .replace("predicate: {}", "predicate: JSON.parse(process.env.PREDICATE)");
+    let script_text = match signer {
+        Some((issuer, subject)) => script_text
+            .replace("https://oidc.test.local", issuer)
+            .replace("alice@example.com", subject),
+        None => script_text,
+    };
     let local_script = work.path().join("attest-image.js");
     std::fs::write(&local_script, script_text).unwrap();
     let image = format!("{}/{repo}", reg.host());
@@ -270,4 +290,46 @@ pub fn attest_and_attach_with(
         .arg(&bundle_path)
         .arg(format!("{image}@{digest}")));
     serde_json::from_slice(&std::fs::read(Path::new(&bundle_path)).unwrap()).unwrap()
+}
+
+/// A bundle as GitHub's own Sigstore instance makes them (v0.3, a DSSE in-toto statement of
+/// `predicate_type` about `digest`, the leaf certificate, one RFC 3161 timestamp and no
+/// transparency log entry): signed with `leaf`'s key by openssl, timestamped by `mock`'s TSA.
+pub async fn github_instance_bundle(leaf: &Leaf, mock: &MockSigstore, digest: &str, predicate_type: &str) -> String {
+    let statement = statement("app", digest, predicate_type);
+    let payload_type = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), statement.len()).into_bytes();
+    pae.extend_from_slice(&statement);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("pae"), &pae).unwrap();
+    run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&leaf.key_path)
+        .arg("-out")
+        .arg(work.path().join("sig"))
+        .arg(work.path().join("pae")));
+    let signature = std::fs::read(work.path().join("sig")).unwrap();
+    let request = json!({"artifactHash": B64.encode(sha2::Sha256::digest(&signature)), "hashAlgorithm": "sha256"});
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/timestamp", mock.url()))
+        .json(&request)
+        .send()
+        .await
+        .expect("the mock TSA answers");
+    assert!(response.status().is_success(), "mock TSA: {}", response.status());
+    let timestamp = response.bytes().await.unwrap();
+    json!({
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": B64.encode(pem_to_der(&leaf.cert_pem))},
+            "tlogEntries": [],
+            "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": B64.encode(&timestamp)}]},
+        },
+        "dsseEnvelope": {
+            "payload": B64.encode(&statement),
+            "payloadType": payload_type,
+            "signatures": [{"sig": B64.encode(&signature)}],
+        },
+    })
+    .to_string()
 }

@@ -135,7 +135,14 @@ impl MockSigstore {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         // A copy beside nothing: `require('@sigstore/mock')` resolves through NODE_PATH.
         let local_script = dir.path().join("mock-sigstore-server.js");
-        std::fs::copy(script, &local_script).map_err(|e| e.to_string())?;
+        // With TSA_WHOLE_SECONDS the TSA's clock is the start time in whole seconds: the
+        // mock writes milliseconds into genTime otherwise, which sigstore-tsa 0.15.1 cannot
+        // decode (its GeneralizedTime takes no fractional seconds).
+        let text = std::fs::read_to_string(script).map_err(|e| e.to_string())?.replace(
+            "m.initializeTSA(tsaKP)",
+            "m.initializeTSA(tsaKP, process.env.TSA_WHOLE_SECONDS ? new Date(Math.floor(Date.now() / 1000) * 1000) : undefined)",
+        );
+        std::fs::write(&local_script, text).map_err(|e| e.to_string())?;
         let state = dir.path().join("state");
         let log_path = dir.path().join("mock.log");
         let log = File::create(&log_path).map_err(|e| e.to_string())?;
@@ -421,6 +428,14 @@ impl LeafOptions {
     pub fn raw_extension(mut self, oid: &str, value: &str) -> LeafOptions {
         self.extra_extensions
             .push(format!("{oid} = {}", der_hex(value.as_bytes())));
+        self
+    }
+
+    /// Adds Fulcio extension `oid` holding `value` as a DER UTF8String (as Fulcio writes
+    /// its current extensions: source repository, ref, runner environment…).
+    pub fn fulcio_extension(mut self, oid: &str, value: &str) -> LeafOptions {
+        self.extra_extensions
+            .push(format!("{oid} = {}", der_hex(&der_utf8_string(value))));
         self
     }
 
