@@ -91,6 +91,27 @@ pub(super) struct IdentityArgs {
 impl IdentityArgs {
     /// The identity these flags ask for; `None` when no flag names one.
     fn identity(&self) -> anyhow::Result<Option<Identity>> {
+        let subject_reg_exp = self.subject_reg_exp();
+        if self.certificate_identity.is_none() && subject_reg_exp.is_none() {
+            return Ok(None);
+        }
+        let any_issuer = self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none();
+        Ok(Some(Identity {
+            issuer: self.certificate_oidc_issuer.clone(),
+            issuer_reg_exp: self
+                .certificate_oidc_issuer_regexp
+                .clone()
+                .or_else(|| any_issuer.then(|| ".*".to_string())),
+            subject: self.certificate_identity.clone(),
+            subject_reg_exp,
+            certificate_extensions: self.extensions()?,
+            certificate_extensions_reg_exp: BTreeMap::new(),
+        }))
+    }
+
+    /// `--certificate-extension` pairs and what gh's flags say about the certificate's
+    /// Fulcio extensions.
+    fn extensions(&self) -> anyhow::Result<BTreeMap<String, String>> {
         let host = self.hostname.trim_end_matches('/');
         let mut extensions = BTreeMap::new();
         for pair in &self.certificate_extension {
@@ -104,65 +125,53 @@ impl IdentityArgs {
             );
             extensions.insert(name.to_string(), value.to_string());
         }
-        let mut set = |name: &str, value: Option<String>| {
+        let from_flags = [
+            (
+                "sourceRepositoryOwnerURI",
+                self.owner.as_ref().map(|o| format!("https://{host}/{o}")),
+            ),
+            (
+                "sourceRepositoryURI",
+                self.repo.as_ref().map(|r| format!("https://{host}/{r}")),
+            ),
+            ("sourceRepositoryRef", self.source_ref.clone()),
+            ("sourceRepositoryDigest", self.source_digest.clone()),
+            (
+                "runnerEnvironment",
+                self.deny_self_hosted_runners.then(|| "github-hosted".to_string()),
+            ),
+        ];
+        for (name, value) in from_flags {
             if let Some(value) = value {
                 extensions.insert(name.to_string(), value);
             }
-        };
-        set(
-            "sourceRepositoryOwnerURI",
-            self.owner.as_ref().map(|o| format!("https://{host}/{o}")),
-        );
-        set(
-            "sourceRepositoryURI",
-            self.repo.as_ref().map(|r| format!("https://{host}/{r}")),
-        );
-        set("sourceRepositoryRef", self.source_ref.clone());
-        set("sourceRepositoryDigest", self.source_digest.clone());
-        set(
-            "runnerEnvironment",
-            self.deny_self_hosted_runners.then(|| "github-hosted".to_string()),
-        );
-        // gh's rule for the subject (the signing workflow): the explicit flags, else the
-        // signer's repository or workflow, else the source repository or owner.
-        let workflow = |path: &str| {
-            let path = path.trim_start_matches("https://");
-            let has_host = path.split('/').next().is_some_and(|first| first.contains('.'));
-            let url = if has_host {
-                format!("https://{path}")
-            } else {
-                format!("https://{host}/{path}")
-            };
-            format!("^{}", regex::escape(&url))
-        };
-        let subject_reg_exp = self.certificate_identity_regexp.clone().or_else(|| {
-            if self.certificate_identity.is_some() {
-                return None;
-            }
-            let scope = self
-                .signer_workflow
-                .as_deref()
-                .or(self.signer_repo.as_deref())
-                .or(self.repo.as_deref())
-                .or(self.owner.as_deref())?;
-            let boundary = if self.signer_workflow.is_some() { "" } else { "/" };
-            Some(format!("{}{boundary}", workflow(scope)))
-        });
-        if self.certificate_identity.is_none() && subject_reg_exp.is_none() {
-            return Ok(None);
         }
-        let any_issuer = self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none();
-        Ok(Some(Identity {
-            issuer: self.certificate_oidc_issuer.clone(),
-            issuer_reg_exp: self
-                .certificate_oidc_issuer_regexp
-                .clone()
-                .or_else(|| any_issuer.then(|| ".*".to_string())),
-            subject: self.certificate_identity.clone(),
-            subject_reg_exp,
-            certificate_extensions: extensions,
-            certificate_extensions_reg_exp: BTreeMap::new(),
-        }))
+        Ok(extensions)
+    }
+
+    /// gh's rule for the subject (the signing workflow): the explicit flags, else the
+    /// signer's workflow or repository, else the source repository or owner, as a prefix.
+    fn subject_reg_exp(&self) -> Option<String> {
+        if self.certificate_identity_regexp.is_some() || self.certificate_identity.is_some() {
+            return self.certificate_identity_regexp.clone();
+        }
+        let scope = self
+            .signer_workflow
+            .as_deref()
+            .or(self.signer_repo.as_deref())
+            .or(self.repo.as_deref())
+            .or(self.owner.as_deref())?;
+        let path = scope.trim_start_matches("https://");
+        let has_host = path.split('/').next().is_some_and(|first| first.contains('.'));
+        let url = if has_host {
+            format!("https://{path}")
+        } else {
+            format!("https://{}/{path}", self.hostname.trim_end_matches('/'))
+        };
+        // A repository or owner ends at a path segment; a workflow path may be followed by
+        // `@ref`.
+        let boundary = if self.signer_workflow.is_some() { "" } else { "/" };
+        Some(format!("^{}{boundary}", regex::escape(&url)))
     }
 
     /// The keyless authority, or the error that says which flags to give.

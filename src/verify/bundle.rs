@@ -307,20 +307,7 @@ pub fn verify(
             })
         }
         Signer::Keyless(requirements) => {
-            // What the bundle must carry follows from the trust root, as in sigstore-go: a root
-            // with timestamp authorities and no transparency log (GitHub's own instance) dates
-            // the certificate by its timestamps, and without CT logs it asks for no SCT.
-            let timestamps_only = trust.tlogs.is_empty() && !trust.timestamp_authorities.is_empty();
-            let mut policy = VerificationPolicy::any_identity();
-            if requirements.ignore_sct || (timestamps_only && trust.ctlogs.is_empty()) {
-                policy = policy.skip_sct();
-            }
-            if timestamps_only {
-                policy = policy.skip_tlog_unsafe();
-            } else {
-                check_logs_known(bundle, trust)?;
-            }
-            let result = run(&policy)?;
+            let result = run(&keyless_policy(bundle, requirements, trust)?)?;
             let leaf = bundle
                 .raw
                 .signing_certificate()
@@ -333,6 +320,28 @@ pub fn verify(
             })
         }
     }
+}
+
+/// What a keyless bundle must carry follows from the trust root, as in sigstore-go: a root
+/// with timestamp authorities and no transparency log (GitHub's own instance) dates the
+/// certificate by its timestamps, and without CT logs it asks for no SCT. Identities are
+/// matched by signet afterwards (the crate has no OR and no regexps over issuers).
+fn keyless_policy(
+    bundle: &Bundle,
+    requirements: &KeylessRequirements,
+    trust: &TrustRoot,
+) -> Result<VerificationPolicy, BundleError> {
+    let timestamps_only = trust.tlogs.is_empty() && !trust.timestamp_authorities.is_empty();
+    let mut policy = VerificationPolicy::any_identity();
+    if requirements.ignore_sct || (timestamps_only && trust.ctlogs.is_empty()) {
+        policy = policy.skip_sct();
+    }
+    if timestamps_only {
+        policy = policy.skip_tlog_unsafe();
+    } else {
+        check_logs_known(bundle, trust)?;
+    }
+    Ok(policy)
 }
 
 /// Says which log an entry names when the trust root does not know it: the crate's own

@@ -167,6 +167,13 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     assert!(admitted.0, "{}\n{}", admitted.1, signet.logs());
+    // Both objects load (the policy is enforced: a cluster would show it Ready), and the
+    // TrustRoot came from its mirror.
+    assert!(
+        signet.logs().contains("\"policies\":1,\"rejected\":0"),
+        "{}",
+        signet.logs()
+    );
     assert!(
         signet.logs().contains("TUF mirror fetched and verified")
             && signet.logs().contains("\"trust_root\":\"github\""),
