@@ -15,7 +15,8 @@ NPM_DIR="$TOOLS_DIR/npm"
 NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 # tuf (python-tuf) writes the TUF repositories with tuf-on-ci's quirks (tests/it/tuf_quirks.rs).
-PY_PACKAGES=(pynacl cryptography tuf)
+# moto[server]: a local AWS KMS for the awskms:// tests.
+PY_PACKAGES=(pynacl cryptography tuf "moto[server]==5.*")
 
 log() { echo "install-test-deps: $*" >&2; }
 
@@ -53,7 +54,7 @@ system_python() {
 }
 
 venv_ready() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nacl, cryptography, tuf' 2>/dev/null
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nacl, cryptography, tuf, moto.server' 2>/dev/null
 }
 
 install_venv() {
@@ -63,7 +64,7 @@ install_venv() {
     fi
     log "creating python venv: $VENV"
     mkdir -p "$TOOLS_DIR"
-    "$(system_python)" -m venv "$VENV"
+    [ -x "$VENV/bin/python" ] || "$(system_python)" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q "${PY_PACKAGES[@]}"
 }
 
