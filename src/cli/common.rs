@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::cluster::ClusterAccess;
+use crate::evidence::kms::{KmsKeys, KmsSettings};
 use crate::evidence::{RegistryVerifier, VerifierSettings};
 use crate::policy::evaluate::{DEFAULT_IMAGES_AT_ONCE, NoMatchPolicy};
 use crate::policy::program::PolicyTexts;
@@ -77,6 +78,46 @@ pub(super) struct RegistryArgs {
     /// Most entries of each cache (signatures, verified results, tag digests).
     #[arg(long, env = "SIGNET_CACHE_ENTRIES", default_value = "10000")]
     cache_entries: u64,
+    /// A KMS provider's API base URL instead of its public endpoint, as PROVIDER=URL
+    /// (`aws`, `gcp`, `azure`): VPC or private endpoints, sovereign clouds; repeatable.
+    /// Vault is always `VAULT_ADDR`.
+    #[arg(
+        long,
+        env = "SIGNET_KMS_ENDPOINT",
+        value_delimiter = ',',
+        value_name = "PROVIDER=URL"
+    )]
+    kms_endpoint: Vec<String>,
+    /// How often `key.kms` public keys are fetched again (seconds): a rotated key or a
+    /// re-pointed alias is used within this.
+    #[arg(long, env = "SIGNET_KMS_REFRESH_SECONDS", default_value = "300",
+          value_parser = clap::value_parser!(u64).range(5..=86400))]
+    kms_refresh_seconds: u64,
+}
+
+/// The `key.kms` store's settings.
+fn kms_keys(args: &RegistryArgs) -> anyhow::Result<KmsKeys> {
+    let mut endpoints = std::collections::BTreeMap::new();
+    for pair in &args.kms_endpoint {
+        let (provider, url) = pair
+            .split_once('=')
+            .with_context(|| format!("--kms-endpoint {pair:?}: expected PROVIDER=URL"))?;
+        anyhow::ensure!(
+            ["aws", "gcp", "azure"].contains(&provider),
+            "--kms-endpoint {provider:?}: expected aws, gcp or azure"
+        );
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "--kms-endpoint {pair:?}: the URL needs http:// or https://"
+        );
+        endpoints.insert(provider.to_string(), url.to_string());
+    }
+    let settings = KmsSettings {
+        endpoints,
+        refresh: Duration::from_secs(args.kms_refresh_seconds),
+        ..KmsSettings::default()
+    };
+    KmsKeys::new(settings).context("cannot configure the KMS client")
 }
 
 pub(super) fn registry_client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
@@ -134,6 +175,7 @@ pub(super) fn verifier(
         &settings,
         cluster,
         keychain(args)?,
+        kms_keys(args)?,
     ))
 }
 

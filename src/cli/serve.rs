@@ -93,6 +93,7 @@ pub(super) fn admission(
     report_trust_root_expiry(&trust, &metrics);
     let base_expiry = trust.earliest_expiry(time::OffsetDateTime::now_utc());
     let verifier = verifier(registry, trust, cluster)?.with_metrics(metrics.clone());
+    tokio::spawn(crate::evidence::kms::keep_synced(snapshot.clone(), verifier.kms_keys()));
     let store = verifier.trust_roots();
     tokio::spawn(crate::sources::trust_roots::keep_resolved(
         snapshot.clone(),

@@ -27,7 +27,7 @@ pub(super) struct VerifyArgs {
 
 pub(super) async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let snapshot = load_policies(&args.policy).await?;
-    let verifier = verifier(&args.registry, trust_root(&args.registry)?, None)?;
+    let verifier = verifier(&args.registry, trust_root(&args.registry)?, None)?.fetching_kms_inline();
     let images = [ContainerImage {
         path: String::new(),
         name: "verify".to_string(),

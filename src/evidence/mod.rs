@@ -5,6 +5,7 @@
 //! and shared by every authority and policy that needs them; concurrent admissions of the
 //! same digest share one in-flight fetch.
 
+pub mod kms;
 pub mod layers;
 pub mod referrers;
 pub mod tree;
@@ -25,7 +26,6 @@ use crate::policy::judge::{Checker, Found, Judge, KeylessChecker, Misses};
 use crate::policy::program::AuthorityMatch;
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
-use crate::policy::validate::KMS_SCHEMES;
 use crate::registry::config::{ConfigFileError, ImageLocation, config_files};
 use crate::registry::credentials::Keychain;
 use crate::registry::{Credentials, RegistryClient};
@@ -146,6 +146,10 @@ pub struct RegistryVerifier {
     metrics: Option<Metrics>,
     /// `TrustRoot` resources resolved once per spec (TUF ones verified or fetched).
     trust_roots: tuf::TrustRootStore,
+    /// `key.kms` public keys, fetched in the background.
+    kms: kms::KmsKeys,
+    /// One-shot commands fetch a KMS key on first use; the webhook never does.
+    fetch_kms_inline: bool,
 }
 
 impl RegistryVerifier {
@@ -155,6 +159,7 @@ impl RegistryVerifier {
         settings: &VerifierSettings,
         cluster: Option<ClusterAccess>,
         keychain: Keychain,
+        kms: kms::KmsKeys,
     ) -> Self {
         RegistryVerifier {
             registry,
@@ -168,7 +173,21 @@ impl RegistryVerifier {
             keychain,
             metrics: None,
             trust_roots: tuf::TrustRootStore::default(),
+            kms,
+            fetch_kms_inline: false,
         }
+    }
+
+    /// The store of KMS keys, for the background refresher.
+    pub fn kms_keys(&self) -> kms::KmsKeys {
+        self.kms.clone()
+    }
+
+    /// For one-shot commands (`signet verify`): a KMS key not fetched yet is fetched when an
+    /// authority needs it, instead of denying until a background fetch lands.
+    pub fn fetching_kms_inline(mut self) -> Self {
+        self.fetch_kms_inline = true;
+        self
     }
 
     /// The store of resolved `TrustRoot` resources, for the background refresher.
@@ -305,11 +324,11 @@ impl RegistryVerifier {
             let pem = cluster.key_from_secret(name).await.map_err(unavailable)?;
             return PublicKey::from_pem(&pem).map_err(|e| unavailable(format!("key.secretRef {name:?}: {e}")));
         }
-        if let Some(kms) = key_ref.kms.as_deref() {
-            let scheme = KMS_SCHEMES.iter().find(|s| kms.starts_with(**s)).unwrap_or(&"kms");
-            return Err(unavailable(format!(
-                "KMS not available: signet cannot reach {scheme} keys; put the public key in key.data"
-            )));
+        if let Some(kms) = key_ref.kms.as_deref().filter(|k| !k.trim().is_empty()) {
+            if self.fetch_kms_inline {
+                self.kms.fetch_if_unknown(kms).await;
+            }
+            return self.kms.get(kms).map_err(unavailable);
         }
         Err(unavailable("the key authority names no key".to_string()))
     }

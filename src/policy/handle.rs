@@ -60,7 +60,8 @@ impl SnapshotHandle {
         );
         let snapshot = Arc::new(snapshot);
         self.current.store(snapshot.clone());
-        self.published.send_modify(|count| *count = count.wrapping_add(1));
+        // Ready before subscribers are woken: one that wakes and finds the handle not ready
+        // yet would wait for the next publication (the status writer did, under load).
         if snapshot.unread_texts == 0 {
             self.ready.store(true, Ordering::Release);
         } else if !self.is_ready() {
@@ -69,6 +70,7 @@ impl SnapshotHandle {
                 "not ready until the policies' ConfigMap and remote texts have been read once"
             );
         }
+        self.published.send_modify(|count| *count = count.wrapping_add(1));
         snapshot
     }
 

@@ -27,6 +27,7 @@ mod hostile_registry;
 mod keyed;
 mod keyless;
 mod keyless_infra;
+mod kms;
 mod layout;
 mod policy_text;
 mod policy_vectors;

@@ -135,3 +135,12 @@ matchExpressions:
 {{- fail "podAntiAffinity must be preferred, required or none" }}
 {{- end }}
 {{- end }}
+
+{{/* kms.endpoints as SIGNET_KMS_ENDPOINT wants them: provider=url,provider=url (sorted). */}}
+{{- define "signet.kmsEndpoints" -}}
+{{- $pairs := list -}}
+{{- range $provider, $url := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $provider $url) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

@@ -322,7 +322,7 @@ pub fn assert_allowed(outcome: &(bool, String)) {
 }
 
 pub fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
-    assert!(!outcome.0, "expected a denial");
+    assert!(!outcome.0, "expected a denial, the image was admitted: {}", outcome.1);
     for fragment in fragments {
         assert!(outcome.1.contains(fragment), "{fragment:?} missing from: {}", outcome.1);
     }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::cosign::{TestKey, get_manifest, push_blob, put_manifest, sha256};
+use super::cosign::{Signs, TestKey, get_manifest, push_blob, put_manifest, sha256};
 use super::env::run;
 use super::keyless::{Leaf, MockSigstore, pem_to_der, signet_tools_dir};
 use super::registry::Registry;
@@ -48,7 +48,7 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// `statement` in a DSSE envelope signed by `key`, and the signature.
-pub fn dsse_envelope(key: &TestKey, statement: &[u8]) -> (Value, Vec<u8>) {
+pub fn dsse_envelope(key: &dyn Signs, statement: &[u8]) -> (Value, Vec<u8>) {
     let payload_type = "application/vnd.in-toto+json";
     let signature = key.sign(&pae(payload_type, statement));
     let envelope = json!({
@@ -62,7 +62,7 @@ pub fn dsse_envelope(key: &TestKey, statement: &[u8]) -> (Value, Vec<u8>) {
 /// A v0.3 bundle: `statement` in a DSSE envelope signed by `key`, logged (dsse 0.0.1) in a
 /// one-entry log whose SET and checkpoint `rekor` signs. `logged_statement` lets a test log
 /// a different payload than the one in the envelope.
-pub fn keyed_bundle(key: &TestKey, rekor: &TestKey, statement: &[u8], logged_statement: Option<&[u8]>) -> String {
+pub fn keyed_bundle(key: &dyn Signs, rekor: &TestKey, statement: &[u8], logged_statement: Option<&[u8]>) -> String {
     let (envelope, signature) = dsse_envelope(key, statement);
     let logged = logged_statement.unwrap_or(statement);
     let body = json!({

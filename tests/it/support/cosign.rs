@@ -18,6 +18,23 @@ use super::registry::Registry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// Anything that signs the way a cosign key does: a local P-256 key, or a key in a KMS.
+pub trait Signs {
+    /// The signature over `message` (DER ECDSA, or PKCS#1 v1.5 for RSA), hashed with SHA-256.
+    fn sign(&self, message: &[u8]) -> Vec<u8>;
+    fn public_pem(&self) -> String;
+}
+
+impl Signs for TestKey {
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        TestKey::sign(self, message)
+    }
+
+    fn public_pem(&self) -> String {
+        TestKey::public_pem(self)
+    }
+}
+
 /// An ECDSA P-256 key pair.
 pub struct TestKey {
     signing: p256::ecdsa::SigningKey,
@@ -213,7 +230,7 @@ pub fn payload(docker_reference: &str, digest: &str, annotations: &BTreeMap<Stri
 }
 
 /// Signs `digest` and stores the signature in `sig_repo` (cosign's tag layout).
-pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &TestKey, options: &SignOptions<'_>) {
+pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &dyn Signs, options: &SignOptions<'_>) {
     let claimed = options.payload_digest.as_deref().unwrap_or(digest);
     let mut body = payload(&format!("{}/{sig_repo}", reg.host()), claimed, &options.annotations);
     let signature = key.sign(&body);

@@ -15,6 +15,8 @@ pub struct MockRequest {
     /// Path and query, as sent.
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body (by Content-Length; chunked bodies are not read).
+    pub body: Vec<u8>,
 }
 
 impl MockRequest {
@@ -137,8 +139,22 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<MockR
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            buf.drain(..end + 4);
-            return parse_head(&head);
+            let mut request = parse_head(&head)?;
+            let length: usize = request
+                .header("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            request.body = buf[end + 4..end + 4 + length].to_vec();
+            buf.drain(..end + 4 + length);
+            return Some(request);
         }
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.ok()?;
@@ -166,7 +182,12 @@ fn parse_head(head: &str) -> Option<MockRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Some(MockRequest { method, path, headers })
+    Some(MockRequest {
+        method,
+        path,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 fn render(request: &MockRequest, status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
