@@ -474,7 +474,8 @@ async fn unmet_or_unsupported_requirements_fail_instead_of_passing() {
         ),
         // Signed the legacy way only: an authority that asks for bundles finds none.
         ("    signatureFormat: bundle\n", "no Sigstore bundles found"),
-        ("", "KMS not available"),
+        // No credentials for the KMS here: denied, naming the key.
+        ("", "KMS key awskms:///arn:aws:kms:us-east-1:111122223333:key/1234abcd"),
     ];
     for (extra, reason) in cases {
         let policy = if reason.starts_with("KMS") {

@@ -58,9 +58,13 @@ async fn aws_kms_keys_verify_both_formats_and_follow_a_rotation() {
     let rsa_sig = build_image(&registry, "kms/rsa", "v1", "rsa");
     sign_image(&registry, "kms/rsa", &rsa_sig, &rsa, &SignOptions::default()).await;
     let ecc_bundle = build_image(&registry, "kms/bundle", "v1", "bundle");
-    let statement = statement("kms/bundle", &ecc_bundle, COSIGN_SIGN);
-    let bundle = keyed_bundle(&ecc, &TestKey::generate(), &statement, None);
+    let ecc_statement = statement("kms/bundle", &ecc_bundle, COSIGN_SIGN);
+    let bundle = keyed_bundle(&ecc, &TestKey::generate(), &ecc_statement, None);
     attach_bundle(&registry, "kms/bundle", &ecc_bundle, &bundle).await;
+    let rsa_bundle = build_image(&registry, "kms/rsa-bundle", "v1", "rsa-bundle");
+    let rsa_statement = statement("kms/rsa-bundle", &rsa_bundle, COSIGN_SIGN);
+    let bundle = keyed_bundle(&rsa, &TestKey::generate(), &rsa_statement, None);
+    attach_bundle(&registry, "kms/rsa-bundle", &rsa_bundle, &bundle).await;
     let rotated = build_image(&registry, "kms/rotated", "v1", "rotated");
     sign_image(&registry, "kms/rotated", &rotated, &next, &SignOptions::default()).await;
 
@@ -92,8 +96,9 @@ async fn aws_kms_keys_verify_both_formats_and_follow_a_rotation() {
             &format!("awskms:///{missing_alias}"),
         ),
     ]);
+    let moto_url = moto.url.clone();
     let mut env: Vec<(&str, &str)> = AWS_ENV.to_vec();
-    env.push(("AWS_ENDPOINT_URL", &moto.url));
+    env.push(("AWS_ENDPOINT_URL", &moto_url));
     let dir_arg = dir.path().to_str().unwrap().to_string();
     let args = [
         "--policy-dir",
@@ -107,7 +112,8 @@ async fn aws_kms_keys_verify_both_formats_and_follow_a_rotation() {
     signet.wait_ready().await;
     let image = |repo: &str| format!("{host}/kms/{repo}:v1");
 
-    for repo in ["ecc", "rsa", "bundle"] {
+    // kms/rsa-bundle matches the "rsa" policy's glob too: its bundle satisfies both.
+    for repo in ["ecc", "rsa", "bundle", "rsa-bundle"] {
         let outcome = admitted_within(&signet, &image(repo), 20).await;
         assert!(outcome.0, "{repo}: {}\n{}", outcome.1, signet.logs());
     }
@@ -142,21 +148,43 @@ async fn aws_kms_keys_verify_both_formats_and_follow_a_rotation() {
     assert_denied(&validate(&signet, &image("ecc-late")).await, &["not signed by key"]);
 
     // `signet verify` (no webhook) fetches the key itself.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args([
-            "--log-level",
-            "warn",
-            "verify",
-            &image("rsa"),
-            "--policy",
-            &dir_arg,
-            "--insecure-registry",
-            &host,
-        ])
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let cli = |repo: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["--log-level", "warn", "verify", &image(repo), "--policy", &dir_arg])
+            .args(["--insecure-registry", &host])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let output = cli("rsa");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+
+    // The KMS goes away: the last key fetched stays in use, so a never-seen image signed
+    // with it is still verified; `signet verify`, which has no key yet, says why it denies.
+    let after_outage = build_image(&registry, "kms/rotated-late", "v1", "after outage");
+    sign_image(
+        &registry,
+        "kms/rotated-late",
+        &after_outage,
+        &next,
+        &SignOptions::default(),
+    )
+    .await;
+    drop(moto);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !signet.logs().contains("the last key fetched stays in use") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed refresh logged:\n{}",
+            signet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let outcome = validate(&signet, &image("rotated-late")).await;
+    assert!(outcome.0, "the last good key was dropped: {}", outcome.1);
+    let output = cli("rotated-late");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success() && text.contains("cannot reach"), "{text}");
 }
 
 #[tokio::test]
