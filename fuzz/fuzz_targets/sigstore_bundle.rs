@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use signet::api::cip::Identity;
-use signet::verify::bundle::{Artifact, Bundle, Signer, verify};
+use signet::verify::bundle::{Artifact, Bundle, Signer, Timestamps, verify};
 use signet::verify::keyless::KeylessRequirements;
 use signet::verify::trust::TrustRoot;
 
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             identities: std::slice::from_ref(&identity),
             ignore_sct: false,
         });
-        if let Ok(verified) = verify(&bundle, &artifact, &signer, trust) {
+        if let Ok(verified) = verify(&bundle, &artifact, &signer, trust, Timestamps::Optional) {
             assert!(verified.identity.is_some(), "a keyless bundle verified without an identity");
         }
     }
