@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod evidence;

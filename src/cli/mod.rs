@@ -8,6 +8,7 @@
 //! - `crd`: print or write the CustomResourceDefinitions.
 //! - `common`: the argument groups several commands share, and what is built from them.
 
+mod audit;
 mod blob;
 mod common;
 mod crd;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use audit::AuditArgs;
 use blob::{VerifyBlobArgs, VerifyBundleArgs, verify_blob, verify_bundle};
 use common::RegistryArgs;
 use crd::crd;
@@ -57,6 +59,9 @@ enum Command {
     Serve(ServeArgs),
     /// Verify one image against policies, as admission would, and show every check.
     Verify(VerifyArgs),
+    /// Judge what runs in the cluster (or what files describe) against the policies, as
+    /// admission would, without changing anything: a row per container image and policy.
+    Audit(AuditArgs),
     /// Answer an AdmissionReview file offline, exactly as the webhook would.
     Review(ReviewArgs),
     /// Verify a file's signature like `cosign verify-blob`; prints `Verified OK`.
@@ -131,6 +136,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify(args).await,
+        Command::Audit(args) => audit::audit_command(args).await,
         Command::Review(args) => review(args).await,
         Command::VerifyBlob(args) => verify_blob(&args),
         Command::VerifyBundle(args) => verify_bundle(&args),

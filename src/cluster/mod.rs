@@ -10,6 +10,7 @@
 pub mod events;
 pub mod lease;
 pub mod status;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

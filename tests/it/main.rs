@@ -8,6 +8,7 @@ mod support;
 
 mod api_fixtures;
 mod attestations;
+mod audit;
 mod bad_input;
 mod blob;
 mod bundles;

@@ -22,6 +22,8 @@ struct Objects {
     policies: Vec<Value>,
     /// Secrets, ServiceAccounts and ConfigMaps by (plural resource, namespace, name).
     namespaced: HashMap<(String, String, String), Value>,
+    /// Pods, Deployments, Jobs… for `signet audit` to list.
+    workloads: Vec<Value>,
     resource_version: u64,
 }
 
@@ -83,6 +85,13 @@ impl FakeApiServer {
                 "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
                 get(get_lease).put(replace_lease),
             )
+            .route("/api/v1/{resource}", get(list_workloads))
+            .route("/api/v1/namespaces/{namespace}/{resource}", get(list_workloads))
+            .route("/apis/{group}/{version}/{resource}", get(list_workloads))
+            .route(
+                "/apis/{group}/{version}/namespaces/{namespace}/{resource}",
+                get(list_workloads),
+            )
             .fallback(not_found)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake API server");
@@ -96,6 +105,11 @@ impl FakeApiServer {
     /// A kubeconfig file pointing at this server.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         kubeconfig_for(dir, &format!("http://{}", self.addr))
+    }
+
+    /// Adds a workload (a Pod, Deployment, Job… with apiVersion, kind and metadata).
+    pub fn add_workload(&self, object: Value) {
+        self.state.objects.lock().expect("lock").workloads.push(object);
     }
 
     /// Adds (or replaces) a ClusterImagePolicy given as JSON and tells watchers.
@@ -183,6 +197,46 @@ pub fn kubeconfig_for(dir: &Path, server: &str) -> PathBuf {
     );
     std::fs::write(&path, config).expect("write kubeconfig");
     path
+}
+
+/// Lists of workloads, cluster-wide or in one namespace, by group and plural resource.
+async fn list_workloads(State(state): State<ApiState>, UrlPath(params): UrlPath<HashMap<String, String>>) -> Response {
+    let group = params.get("group").cloned().unwrap_or_default();
+    let version = params.get("version").cloned().unwrap_or_else(|| "v1".to_string());
+    let resource = params.get("resource").cloned().unwrap_or_default();
+    let namespace = params.get("namespace").cloned();
+    state.requests.lock().expect("lock").push(format!(
+        "list {group}/{resource} in {}",
+        namespace.as_deref().unwrap_or("all")
+    ));
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+    let objects = state.objects.lock().expect("lock");
+    let items: Vec<Value> = objects
+        .workloads
+        .iter()
+        .filter(|o| o["apiVersion"] == api_version.as_str())
+        .filter(|o| {
+            let plural = format!("{}s", o["kind"].as_str().unwrap_or_default().to_ascii_lowercase());
+            plural == resource
+        })
+        .filter(|o| {
+            namespace
+                .as_ref()
+                .is_none_or(|ns| o["metadata"]["namespace"] == ns.as_str())
+        })
+        .cloned()
+        .collect();
+    let list = json!({
+        "apiVersion": api_version,
+        "kind": "List",
+        "metadata": {"resourceVersion": objects.resource_version.to_string()},
+        "items": items,
+    });
+    axum::Json(list).into_response()
 }
 
 async fn policies(State(state): State<ApiState>, Query(query): Query<HashMap<String, String>>) -> Response {

@@ -1,0 +1,74 @@
+//! What runs in the cluster, for `signet audit`: every pod-bearing object, one per workload.
+//! An object a listed controller owns (a Deployment's ReplicaSets, their Pods, a CronJob's
+//! Jobs) is left out: its controller's template is the same images, judged once. And the
+//! cluster's ClusterImagePolicies and TrustRoots, when the audit is not given policy files.
+
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::Value;
+
+use crate::api::cip::ClusterImagePolicy;
+use crate::api::trustroot::TrustRoot;
+use crate::policy::snapshot::PolicySnapshot;
+
+/// The kinds that run containers, as (group, version, kind, plural).
+const KINDS: [(&str, &str, &str, &str); 8] = [
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "ReplicationController", "replicationcontrollers"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+];
+
+/// Every pod-bearing object in `namespaces` (all when empty) that no listed controller owns.
+pub async fn list_workloads(client: &kube::Client, namespaces: &[String]) -> Result<Vec<Value>, kube::Error> {
+    let mut objects = Vec::new();
+    for (group, version, kind, plural) in KINDS {
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
+            vec![Api::all_with(client.clone(), &resource)]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(client.clone(), ns, &resource))
+                .collect()
+        };
+        for api in apis {
+            for item in api.list(&ListParams::default()).await? {
+                let mut object = serde_json::to_value(&item).unwrap_or_default();
+                // List items come without their type; the audit needs it.
+                object["apiVersion"] = Value::from(resource.api_version.clone());
+                object["kind"] = Value::from(kind);
+                if !owned_by_a_listed_controller(&object) {
+                    objects.push(object);
+                }
+            }
+        }
+    }
+    Ok(objects)
+}
+
+fn owned_by_a_listed_controller(object: &Value) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|owner| owner["controller"] == true)
+        .any(|owner| KINDS.iter().any(|(_, _, kind, _)| owner["kind"] == *kind))
+}
+
+/// The cluster's ClusterImagePolicies and TrustRoots as a snapshot (policy texts from
+/// ConfigMaps or URLs are not read: such a policy denies with that reason).
+pub async fn policies(client: &kube::Client) -> Result<PolicySnapshot, kube::Error> {
+    let policies = Api::<ClusterImagePolicy>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let roots = Api::<TrustRoot>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Ok(PolicySnapshot::build(policies.items).with_trust_roots(roots.items))
+}
