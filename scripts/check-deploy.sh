@@ -265,9 +265,14 @@ cr = [r for o in by.get("ClusterRole", []) for r in o["rules"]]
 secret_verbs = {v for r in cr if "secrets" in r.get("resources", []) for v in r["verbs"]}
 read_pull = (values.get("rbac") or {}).get("readPullSecrets", True)
 need(secret_verbs == ({"get"} if read_pull else set()), f"cluster-wide secrets access iff rbac.readPullSecrets (got {sorted(secret_verbs)})")
+scans = ((values.get("backgroundScan") or {}).get("enabled", False))
+writable = {"events", "clusterimagepolicies/status"} | ({"policyreports"} if scans else set())
 need(not any(v in {"delete", "deletecollection", "create", "update", "patch"} for r in cr
-             for v in r["verbs"] if not (set(r["resources"]) <= {"events", "clusterimagepolicies/status"})),
-     "ClusterRole writes only events and CIP status")
+             for v in r["verbs"] if not (set(r["resources"]) <= writable)),
+     "ClusterRole writes only events, CIP status and (with background scans) PolicyReports")
+workload_kinds = {"pods", "replicationcontrollers", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"}
+listed = {res for r in cr for res in r.get("resources", []) if "list" in r["verbs"]} & workload_kinds
+need(listed == (workload_kinds if scans else set()), f"workloads listed iff backgroundScan.enabled (got {sorted(listed)})")
 for kind, flag in (("ServiceMonitor", ((values.get("metrics") or {}).get("serviceMonitor") or {}).get("enabled", False)),
                    ("NetworkPolicy", (values.get("networkPolicy") or {}).get("enabled", False))):
     need((kind in by) == bool(flag), f"{kind} iff enabled")

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -33,6 +33,11 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Reviews whose handling panicked and were answered with a denial.
     pub internal_errors: IntCounter,
+    /// Running workload images at the last background scan, by policy (the cluster's
+    /// ClusterImagePolicies: few) and verdict.
+    pub background_workloads: IntGaugeVec,
+    /// When the last background scan completed (Unix time).
+    pub background_last_scan: IntGauge,
 }
 
 /// Latency buckets from half a millisecond (a cached answer) to seconds (registry trouble).
@@ -55,6 +60,10 @@ impl Registrar {
 
     fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
         self.add(IntGauge::new(name, help)?)
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
     }
 
     fn histograms(&self, name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
@@ -113,6 +122,15 @@ impl Metrics {
                 "signet_admission_internal_errors_total",
                 "Reviews whose handling panicked, answered with a denial",
             )?)?,
+            background_workloads: r.gauges(
+                "signet_background_workload_images",
+                "Running workload images at the last background scan, by policy and verdict",
+                &["policy", "verdict"],
+            )?,
+            background_last_scan: r.gauge(
+                "signet_background_scan_timestamp_seconds",
+                "When the last background scan completed (Unix time)",
+            )?,
             registry: r.0,
         })
     }

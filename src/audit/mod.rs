@@ -3,6 +3,7 @@
 //! workloads (files, the cluster) is the caller's; this module turns objects into
 //! workloads, evaluates them, and renders the rows.
 
+pub mod background;
 mod render;
 
 use std::collections::BTreeMap;
@@ -148,29 +149,34 @@ pub async fn audit(
     settings: &AuditSettings,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<Row> {
-    let mut done = 0;
-    let mut rows: Vec<Row> = futures::stream::iter(workloads)
-        .map(|workload| async move {
-            let evaluation = evaluate(
-                snapshot,
-                &workload.images,
-                &workload.resource,
-                &workload.context,
-                verifier,
-                settings.no_match,
-                settings.images_at_once,
-            )
-            .await;
-            rows_of(workload, &evaluation.verdicts, settings.no_match)
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // The futures are made up front: a closure kept inside the stream across awaits makes
+    // rustc unable to prove the audit `Send` for the background scanner's task.
+    let evaluations: Vec<_> = workloads
+        .iter()
+        .map(|workload| {
+            let done = &done;
+            async move {
+                let evaluation = evaluate(
+                    snapshot,
+                    &workload.images,
+                    &workload.resource,
+                    &workload.context,
+                    verifier,
+                    settings.no_match,
+                    settings.images_at_once,
+                )
+                .await;
+                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+                rows_of(workload, &evaluation.verdicts, settings.no_match)
+            }
         })
+        .collect();
+    let batches: Vec<Vec<Row>> = futures::stream::iter(evaluations)
         .buffer_unordered(settings.concurrency.max(1))
-        .flat_map(|rows| {
-            done += 1;
-            progress(done);
-            futures::stream::iter(rows)
-        })
         .collect()
         .await;
+    let mut rows: Vec<Row> = batches.into_iter().flatten().collect();
     rows.sort_by(|a, b| {
         (&a.namespace, &a.workload, &a.container, &a.policy).cmp(&(&b.namespace, &b.workload, &b.container, &b.policy))
     });

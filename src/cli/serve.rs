@@ -63,6 +63,12 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "SIGNET_STATUS_LEASE_SECONDS", default_value = "15",
           value_parser = clap::value_parser!(u64).range(2..=300))]
     status_lease_seconds: u64,
+    /// Re-verify the images of running workloads this often (seconds) and when the policies
+    /// change, and publish PolicyReports, metrics and Events (the Lease holder only; in a
+    /// cluster). 0: off.
+    #[arg(long, env = "SIGNET_BACKGROUND_SCAN_SECONDS", default_value = "0",
+          value_parser = clap::value_parser!(u64).range(0..=604800))]
+    background_scan_seconds: u64,
     #[command(flatten)]
     decision: DecisionArgs,
     #[command(flatten)]
@@ -115,12 +121,38 @@ pub(super) fn admission(
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let snapshot = SnapshotHandle::default();
     let (texts, texts_receiver) = policy_text::texts_channel();
-    let cluster = start_policy_source(&args, snapshot.clone(), texts_receiver).await?;
+    let (cluster, leadership) = match start_policy_source(&args, snapshot.clone(), texts_receiver).await? {
+        Some((cluster, leadership)) => (Some(cluster), Some(leadership)),
+        None => (None, None),
+    };
     let reader = PolicyTextReader::new(cluster.clone())?;
     let refresh = Duration::from_secs(args.policy_text_refresh_seconds.max(1));
     tokio::spawn(policy_text::keep_read(snapshot.clone(), reader, texts, refresh));
+    let client = cluster.as_ref().map(ClusterAccess::client);
     let admission = admission(snapshot.clone(), &args.decision, &args.registry, cluster)?;
     let metrics = admission.metrics.clone();
+    match (args.background_scan_seconds, client, leadership) {
+        (0, _, _) => {}
+        (seconds, Some(client), Some(leadership)) => {
+            let settings = crate::audit::background::ScanSettings {
+                interval: Duration::from_secs(seconds),
+                audit: crate::audit::AuditSettings {
+                    no_match: args.decision.no_match_policy,
+                    concurrency: 4,
+                    images_at_once: usize::from(args.decision.review_concurrency),
+                },
+            };
+            tokio::spawn(crate::audit::background::keep_scanning(
+                client,
+                snapshot.clone(),
+                admission.verifier.clone(),
+                leadership,
+                settings,
+                metrics.clone(),
+            ));
+        }
+        _ => tracing::warn!("--background-scan-seconds needs a cluster (it is ignored with --policy-dir)"),
+    }
 
     let tls_source = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => TlsSource::Files {
@@ -168,7 +200,7 @@ async fn start_policy_source(
     args: &ServeArgs,
     snapshot: SnapshotHandle,
     texts: TextsReceiver,
-) -> anyhow::Result<Option<ClusterAccess>> {
+) -> anyhow::Result<Option<(ClusterAccess, crate::cluster::lease::Leadership)>> {
     if let Some(dir) = args.policy_dir.clone() {
         anyhow::ensure!(dir.is_dir(), "--policy-dir {} is not a folder", dir.display());
         tokio::spawn(async move {
@@ -197,9 +229,9 @@ async fn start_policy_source(
         client.clone(),
         crate::sources::kube::policy_resource(),
         snapshot,
-        leadership,
+        leadership.clone(),
     ));
-    Ok(Some(ClusterAccess::new(client, args.namespace.clone())))
+    Ok(Some((ClusterAccess::new(client, args.namespace.clone()), leadership)))
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C: stop accepting, let in-flight reviews finish.

@@ -9,6 +9,7 @@ mod support;
 mod api_fixtures;
 mod attestations;
 mod audit;
+mod background;
 mod bad_input;
 mod blob;
 mod bundles;

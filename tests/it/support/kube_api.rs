@@ -92,6 +92,10 @@ impl FakeApiServer {
                 "/apis/{group}/{version}/namespaces/{namespace}/{resource}",
                 get(list_workloads),
             )
+            .route(
+                "/apis/{group}/{version}/namespaces/{namespace}/{resource}/{name}",
+                axum::routing::patch(apply_object).delete(delete_object),
+            )
             .fallback(not_found)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake API server");
@@ -110,6 +114,24 @@ impl FakeApiServer {
     /// Adds a workload (a Pod, Deployment, Job… with apiVersion, kind and metadata).
     pub fn add_workload(&self, object: Value) {
         self.state.objects.lock().expect("lock").workloads.push(object);
+    }
+
+    /// Removes the object of `kind` named `namespace`/`name`.
+    pub fn remove_workload(&self, kind: &str, namespace: &str, name: &str) {
+        self.state.objects.lock().expect("lock").workloads.retain(|o| {
+            !(o["kind"] == kind && o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == name)
+        });
+    }
+
+    /// The PolicyReports written (server-side apply), as stored.
+    pub fn policy_reports(&self) -> Vec<Value> {
+        let objects = self.state.objects.lock().expect("lock");
+        objects
+            .workloads
+            .iter()
+            .filter(|o| o["kind"] == "PolicyReport")
+            .cloned()
+            .collect()
     }
 
     /// Adds (or replaces) a ClusterImagePolicy given as JSON and tells watchers.
@@ -237,6 +259,54 @@ async fn list_workloads(State(state): State<ApiState>, UrlPath(params): UrlPath<
         "items": items,
     });
     axum::Json(list).into_response()
+}
+
+/// Server-side apply of a namespaced object of any API group: stores the applied object.
+async fn apply_object(
+    State(state): State<ApiState>,
+    UrlPath(params): UrlPath<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let name = params.get("name").cloned().unwrap_or_default();
+    let namespace = params.get("namespace").cloned().unwrap_or_default();
+    state.requests.lock().expect("lock").push(format!(
+        "apply {}/{} {namespace}/{name}",
+        params.get("group").cloned().unwrap_or_default(),
+        params.get("resource").cloned().unwrap_or_default()
+    ));
+    let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let mut objects = state.objects.lock().expect("lock");
+    objects.resource_version += 1;
+    object["metadata"]["resourceVersion"] = json!(objects.resource_version.to_string());
+    let same = |o: &Value| {
+        o["kind"] == object["kind"]
+            && o["metadata"]["namespace"] == namespace.as_str()
+            && o["metadata"]["name"] == name.as_str()
+    };
+    objects.workloads.retain(|o| !same(o));
+    objects.workloads.push(object.clone());
+    axum::Json(object).into_response()
+}
+
+async fn delete_object(State(state): State<ApiState>, UrlPath(params): UrlPath<HashMap<String, String>>) -> Response {
+    let name = params.get("name").cloned().unwrap_or_default();
+    let namespace = params.get("namespace").cloned().unwrap_or_default();
+    let resource = params.get("resource").cloned().unwrap_or_default();
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(format!("delete {resource} {namespace}/{name}"));
+    let mut objects = state.objects.lock().expect("lock");
+    objects.workloads.retain(|o| {
+        let plural = format!("{}s", o["kind"].as_str().unwrap_or_default().to_ascii_lowercase());
+        !(plural == resource
+            && o["metadata"]["namespace"] == namespace.as_str()
+            && o["metadata"]["name"] == name.as_str())
+    });
+    axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})).into_response()
 }
 
 async fn policies(State(state): State<ApiState>, Query(query): Query<HashMap<String, String>>) -> Response {
