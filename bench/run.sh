@@ -10,6 +10,8 @@
 #                                 # sampled every second; rewrites only the soak section of
 #                                 # RESULTS.md (a full run keeps that section)
 #   SOAK_ARGS="--seconds 30" bench/run.sh soak   # extra arguments for `bench soak`
+#   bench/run.sh audit            # `signet audit` of 5,000 pods over 200 images: time and
+#                                 # registry requests (printed only; AUDIT_ARGS for `bench audit`)
 #
 # Needs: cargo, and root or sudo for `apt-get install docker-registry` when it is missing.
 # All traffic stays on 127.0.0.1.
@@ -17,9 +19,9 @@ set -euo pipefail
 
 MODE="${1:-all}"
 case "$MODE" in
-    all | soak) ;;
+    all | soak | audit) ;;
     *)
-        echo "usage: bench/run.sh [soak]" >&2
+        echo "usage: bench/run.sh [soak|audit]" >&2
         exit 2
         ;;
 esac
@@ -120,6 +122,13 @@ echo "docker-registry on 127.0.0.1:$PORT" >&2
 
 # --- Measure.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "$MODE" = audit ]; then
+    # Prints only: an audit's time and registry requests (AUDIT_ARGS: --pods, --images).
+    # shellcheck disable=SC2086 # AUDIT_ARGS is a list of arguments
+    "$BENCH" audit --signet "$SIGNET" --registry "127.0.0.1:$PORT" \
+        --registry-log "$WORK/registry/registry.log" --work "$WORK" ${AUDIT_ARGS:-}
+    exit 0
+fi
 if [ "$MODE" = soak ]; then
     # shellcheck disable=SC2086 # SOAK_ARGS is a list of arguments
     "$BENCH" soak --signet "$SIGNET" --registry "127.0.0.1:$PORT" \

@@ -54,6 +54,31 @@ enum Cmd {
     /// Soak: concurrent load on one signet for a bounded time while its RSS is sampled every
     /// second; prints the time series and a summary (Markdown) on stdout.
     Soak(SoakArgs),
+    /// `signet audit` of many pods over fewer distinct images, from a `kubectl get -o json`
+    /// file: its wall time and the registry requests it made (Markdown on stdout).
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct AuditArgs {
+    /// The `signet` binary.
+    #[arg(long)]
+    signet: PathBuf,
+    /// The registry, `127.0.0.1:PORT` (plain HTTP).
+    #[arg(long)]
+    registry: String,
+    /// The registry's access log.
+    #[arg(long)]
+    registry_log: PathBuf,
+    /// Scratch directory (policy, pods file).
+    #[arg(long)]
+    work: PathBuf,
+    /// Pods in the file.
+    #[arg(long, default_value_t = 5_000)]
+    pods: usize,
+    /// Distinct signed images they run.
+    #[arg(long, default_value_t = 200)]
+    images: usize,
 }
 
 #[derive(clap::Args, Clone)]
@@ -145,7 +170,59 @@ fn main() -> Result<()> {
         Cmd::Floor { listen, ca_out } => runtime.block_on(floor(listen, ca_out)),
         Cmd::Run(args) => runtime.block_on(run(args)),
         Cmd::Soak(args) => runtime.block_on(soak(args)),
+        Cmd::Audit(args) => runtime.block_on(audit_bench(args)),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit
+
+async fn audit_bench(args: AuditArgs) -> Result<()> {
+    elapsed_total();
+    if args.images == 0 || args.pods < args.images {
+        bail!("need --images > 0 and --pods >= --images");
+    }
+    std::fs::create_dir_all(args.work.join("policies"))?;
+    let key = Key::generate();
+    std::fs::write(args.work.join("policies/bench.yaml"), key_policy(&args.registry, &key))?;
+    say(format!("seeding {} signed images", args.images));
+    let pusher = Pusher::new(&args.registry);
+    let shared = pusher.shared("bench/audit").await?;
+    for n in 0..args.images {
+        pusher
+            .signed_image("bench/audit", Some(&format!("a{n}")), n, &shared, &key)
+            .await?;
+    }
+    let items: Vec<Value> = (0..args.pods)
+        .map(|p| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"namespace": format!("ns{}", p % 50), "name": format!("pod-{p}")},
+                   "spec": {"containers": [{"name": "main", "image": format!("{}/bench/audit:a{}", args.registry, p % args.images)}]}})
+        })
+        .collect();
+    let pods_file = args.work.join("pods.json");
+    std::fs::write(&pods_file, json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())?;
+    let before = count_requests(&args.registry_log, &["HEAD", "GET"], "/v2/bench/audit/");
+    say(format!("signet audit of {} pods over {} images", args.pods, args.images));
+    let started = Instant::now();
+    let output = std::process::Command::new(&args.signet)
+        .args(["--log-level", "warn", "audit", "-o", "json", "--file"])
+        .arg(&pods_file)
+        .arg("--policy")
+        .arg(args.work.join("policies"))
+        .args(["--insecure-registry", &args.registry])
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report: Value = serde_json::from_slice(&output.stdout).context("audit output")?;
+    let after = settled_count(&args.registry_log, &["HEAD", "GET"], "/v2/bench/audit/", before).await;
+    let requests = after - before;
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| audit of {} pods over {} signed images | {seconds:.2} s ({:.0} pods/s) |", args.pods, args.images, args.pods as f64 / seconds);
+    println!("| registry requests (HEAD + GET) | {requests} ({:.2} per distinct image) |", requests as f64 / args.images as f64);
+    println!("| summary | {} |", report["summary"]);
+    println!("| exit code | {} |", output.status.code().unwrap_or(-1));
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
