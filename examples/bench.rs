@@ -201,9 +201,15 @@ async fn audit_bench(args: AuditArgs) -> Result<()> {
         })
         .collect();
     let pods_file = args.work.join("pods.json");
-    std::fs::write(&pods_file, json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())?;
+    std::fs::write(
+        &pods_file,
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )?;
     let before = count_requests(&args.registry_log, &["HEAD", "GET"], "/v2/bench/audit/");
-    say(format!("signet audit of {} pods over {} images", args.pods, args.images));
+    say(format!(
+        "signet audit of {} pods over {} images",
+        args.pods, args.images
+    ));
     let started = Instant::now();
     let output = std::process::Command::new(&args.signet)
         .args(["--log-level", "warn", "audit", "-o", "json", "--file"])
@@ -218,8 +224,16 @@ async fn audit_bench(args: AuditArgs) -> Result<()> {
     let requests = after - before;
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| audit of {} pods over {} signed images | {seconds:.2} s ({:.0} pods/s) |", args.pods, args.images, args.pods as f64 / seconds);
-    println!("| registry requests (HEAD + GET) | {requests} ({:.2} per distinct image) |", requests as f64 / args.images as f64);
+    println!(
+        "| audit of {} pods over {} signed images | {seconds:.2} s ({:.0} pods/s) |",
+        args.pods,
+        args.images,
+        args.pods as f64 / seconds
+    );
+    println!(
+        "| registry requests (HEAD + GET) | {requests} ({:.2} per distinct image) |",
+        requests as f64 / args.images as f64
+    );
     println!("| summary | {} |", report["summary"]);
     println!("| exit code | {} |", output.status.code().unwrap_or(-1));
     Ok(())
