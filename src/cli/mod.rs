@@ -12,6 +12,7 @@ mod audit;
 mod blob;
 mod common;
 mod crd;
+mod policy;
 mod review;
 mod serve;
 mod tree;
@@ -75,6 +76,12 @@ enum Command {
         image: String,
         #[command(flatten)]
         registry: RegistryArgs,
+    },
+    /// Work with ClusterImagePolicy files: `policy test` evaluates one's Rego policy against
+    /// an input, without a registry.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
     /// Print the CustomResourceDefinitions (or write them to a folder).
     Crd {
@@ -141,6 +148,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyBlob(args) => verify_blob(&args),
         Command::VerifyBundle(args) => verify_bundle(&args),
         Command::Tree { image, registry } => tree(&image, &registry).await,
+        Command::Policy { command } => policy::policy(command).await,
         Command::Crd { write } => crd(write.as_deref()).map(|()| ExitCode::SUCCESS),
     }
 }

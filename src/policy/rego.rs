@@ -106,6 +106,9 @@ pub enum RegoError {
     NoRule { policy: String },
 }
 
+/// policy-controller's denial for `isCompliant` false.
+const NOT_COMPLIANT: &str = "policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'";
+
 /// What a policy said about one input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -249,7 +252,8 @@ fn verdict(value: &Value) -> Verdict {
     }
     let results: Vec<&Value> = match value {
         Value::Bool(true) => return Verdict::Allow { warning: None },
-        Value::Bool(false) => return Verdict::deny("rego policy is not compliant: isCompliant is false"),
+        // policy-controller's own words, so messages read the same after a migration.
+        Value::Bool(false) => return Verdict::deny(NOT_COMPLIANT),
         Value::Undefined => return Verdict::deny("rego policy is not compliant: isCompliant is undefined"),
         Value::Set(set) => set.iter().collect(),
         Value::Array(array) => array.iter().collect(),
@@ -457,17 +461,12 @@ mod tests {
     fn results_map_to_allow_or_deny() {
         let rows: Vec<(&str, &str, serde_json::Value, Verdict)> = vec![
             ("true", "isCompliant = true", json!({}), allow(None)),
-            (
-                "false",
-                "isCompliant = false",
-                json!({}),
-                deny("rego policy is not compliant: isCompliant is false", None),
-            ),
+            ("false", "isCompliant = false", json!({}), deny(NOT_COMPLIANT, None)),
             (
                 "default false",
                 "default isCompliant = false\nisCompliant { input.ok == true }",
                 json!({"ok": false}),
-                deny("rego policy is not compliant: isCompliant is false", None),
+                deny(NOT_COMPLIANT, None),
             ),
             (
                 "undefined",

@@ -31,6 +31,7 @@ mod keyless;
 mod keyless_infra;
 mod kms;
 mod layout;
+mod policy_test;
 mod policy_text;
 mod policy_vectors;
 mod registry;
