@@ -21,6 +21,12 @@ use crate::policy::handle::SnapshotHandle;
 
 /// The one report signet writes per namespace.
 pub const REPORT_NAME: &str = "signet";
+/// Results kept in one report: etcd refuses objects over about 1.5 MiB, and a namespace of
+/// thousands of pods would pass that. Failures and errors are kept first; the summary
+/// still counts every result.
+const MAX_RESULTS: usize = 2_000;
+/// Longest result message kept.
+const MAX_MESSAGE: usize = 512;
 const MANAGER: &str = "signet";
 
 /// How the scans run.
@@ -146,7 +152,11 @@ pub fn report_for(namespace: &str, rows: &[&Row]) -> Value {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let results: Vec<Value> = rows
+    let mut kept: Vec<&&Row> = rows.iter().collect();
+    // Worst first (error, fail, warn, pass), then as listed.
+    kept.sort_by_key(|row| std::cmp::Reverse(row.verdict));
+    kept.truncate(MAX_RESULTS);
+    let results: Vec<Value> = kept
         .iter()
         .map(|row| {
             let (kind, name) = row.workload.split_once('/').unwrap_or(("", &row.workload));
@@ -161,7 +171,7 @@ pub fn report_for(namespace: &str, rows: &[&Row]) -> Value {
                 "policy": if row.policy.is_empty() { "no-policy" } else { row.policy.as_str() },
                 "rule": row.container,
                 "result": result,
-                "message": if row.reason.is_empty() { format!("{} verified", row.image) } else { row.reason.clone() },
+                "message": message(row),
                 "scored": true,
                 "timestamp": {"seconds": now, "nanos": 0},
                 "resources": [{"apiVersion": api_version_of(kind), "kind": kind, "name": name, "namespace": namespace}],
@@ -219,6 +229,16 @@ async fn publish_reports(client: &kube::Client, rows: &[Row]) -> Result<(), kube
     Ok(())
 }
 
+fn message(row: &Row) -> String {
+    if row.reason.is_empty() {
+        return format!("{} verified", row.image);
+    }
+    match row.reason.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &row.reason[..cut]),
+        None => row.reason.clone(),
+    }
+}
+
 fn report_metrics(metrics: &Metrics, rows: &[Row]) {
     metrics.background_workloads.reset();
     let mut counts: BTreeMap<(&str, &'static str), i64> = BTreeMap::new();
@@ -242,4 +262,43 @@ fn report_metrics(metrics: &Metrics, rows: &[Row]) {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     metrics.background_last_scan.set(i64::try_from(now).unwrap_or(i64::MAX));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize, verdict: Verdict) -> Row {
+        Row {
+            namespace: "shop".into(),
+            workload: format!("Pod/p{n}"),
+            container: "main".into(),
+            image: "registry.example/app:v1".into(),
+            digest: "sha256:00".into(),
+            policy: "release".into(),
+            verdict,
+            reason: if verdict == Verdict::Pass {
+                String::new()
+            } else {
+                "x".repeat(2_000)
+            },
+        }
+    }
+
+    #[test]
+    fn big_namespaces_keep_failures_and_every_count() {
+        let rows: Vec<Row> = (0..3_000)
+            .map(|n| row(n, if n % 1_000 == 7 { Verdict::Fail } else { Verdict::Pass }))
+            .collect();
+        let refs: Vec<&Row> = rows.iter().collect();
+        let report = report_for("shop", &refs);
+        let results = report["results"].as_array().unwrap();
+        assert_eq!(results.len(), MAX_RESULTS);
+        assert_eq!(report["summary"]["pass"], 2_997);
+        assert_eq!(report["summary"]["fail"], 3);
+        assert!(results[..3].iter().all(|r| r["result"] == "fail"));
+        let message = results[0]["message"].as_str().unwrap();
+        assert_eq!(message.chars().count(), MAX_MESSAGE + 1, "cut, with an ellipsis");
+        assert_eq!(results[3]["message"], "registry.example/app:v1 verified");
+    }
 }
