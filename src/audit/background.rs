@@ -57,8 +57,16 @@ pub async fn keep_scanning(
     // What each (namespace, workload, container, policy) was at the last scan, to tell a
     // workload that stopped passing from one that never did.
     let mut previous: BTreeMap<(String, String, String, String), Verdict> = BTreeMap::new();
+    // Publications can come in bursts (every edit of a policy, every re-read policy text): a
+    // scan lists every workload, so they are at least this far apart.
+    let min_gap = settings.interval.min(Duration::from_secs(60));
+    let mut last_scan: Option<std::time::Instant> = None;
     loop {
+        if let Some(wait) = last_scan.and_then(|at| min_gap.checked_sub(at.elapsed())) {
+            tokio::time::sleep(wait).await;
+        }
         if leadership.is_leader() && snapshots.is_ready() {
+            last_scan = Some(std::time::Instant::now());
             match scan(&client, &snapshots, verifier.as_ref(), &settings).await {
                 Ok(rows) => {
                     warn_on_regressions(&rows, &previous, &events);
