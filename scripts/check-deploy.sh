@@ -195,6 +195,8 @@ mode = (values.get("webhook") or {}).get("namespaceSelectionMode", "optIn")
 policy = (values.get("webhook") or {}).get("failurePolicy", "Fail")
 want_resources = {"pods", "pods/ephemeralcontainers", "replicationcontrollers", "deployments",
                   "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"}
+if (values.get("webhook") or {}).get("knativeServing", False):
+    want_resources |= {"services", "configurations", "revisions"}
 ca_bundles = []
 for kind, path_ in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
     objs = by.get(kind, [])

@@ -34,6 +34,9 @@ pub fn pod_spec_pointer(group: &str, resource: &str) -> Option<&'static str> {
         | ("batch", "jobs")
         | ("", "replicationcontrollers") => Some("/spec/template/spec"),
         ("batch", "cronjobs") => Some("/spec/jobTemplate/spec/template/spec"),
+        // Knative Serving (and Cloud Run, which speaks its API), as policy-controller reviews it.
+        ("serving.knative.dev", "services" | "configurations") => Some("/spec/template/spec"),
+        ("serving.knative.dev", "revisions") => Some("/spec"),
         _ => None,
     }
 }

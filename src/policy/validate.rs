@@ -566,6 +566,7 @@ fn expected_group_versions(resource: &str) -> Option<(&'static str, &'static [&'
         "deployments" | "replicasets" | "statefulsets" | "daemonsets" => Some(("apps", &["v1"])),
         "jobs" => Some(("batch", &["v1"])),
         "cronjobs" => Some(("batch", &["v1", "v1beta1"])),
+        "services" | "configurations" | "revisions" => Some(("serving.knative.dev", &["v1"])),
         _ => None,
     }
 }

@@ -138,6 +138,18 @@ async fn every_workload_kind_is_reviewed() {
             ("batch", "v1", "cronjobs", "CronJob"),
             json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}}),
         ),
+        (
+            ("serving.knative.dev", "v1", "services", "Service"),
+            json!({"spec": {"template": {"spec": pod_spec}}}),
+        ),
+        (
+            ("serving.knative.dev", "v1", "configurations", "Configuration"),
+            json!({"spec": {"template": {"spec": pod_spec}}}),
+        ),
+        (
+            ("serving.knative.dev", "v1", "revisions", "Revision"),
+            json!({"spec": pod_spec}),
+        ),
     ];
     for (i, (resource, object)) in kinds.into_iter().enumerate() {
         let response = signet

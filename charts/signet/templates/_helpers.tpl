@@ -111,6 +111,13 @@ matchExpressions:
   operations: ["CREATE", "UPDATE"]
   resources: ["jobs", "cronjobs"]
   scope: Namespaced
+{{- if .Values.webhook.knativeServing }}
+- apiGroups: ["serving.knative.dev"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["services", "configurations", "revisions"]
+  scope: Namespaced
+{{- end }}
 {{- end }}
 
 {{/* Values sanity checks, evaluated by the Deployment template. */}}
