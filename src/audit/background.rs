@@ -209,32 +209,49 @@ pub fn report_for(namespace: &str, rows: &[&Row]) -> Value {
 }
 
 /// Writes each namespace's report (server-side apply) and deletes signet's reports in
-/// namespaces that no longer run anything judged.
-async fn publish_reports(client: &kube::Client, rows: &[Row]) -> Result<(), kube::Error> {
+/// namespaces that no longer run anything judged. One namespace that cannot be written (say,
+/// one being deleted) does not keep the others stale: each is tried, and the failures are
+/// returned together.
+async fn publish_reports(client: &kube::Client, rows: &[Row]) -> Result<(), String> {
     let resource = report_resource();
     let mut by_namespace: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for row in rows {
         by_namespace.entry(row.namespace.as_str()).or_default().push(row);
     }
+    let mut failures = Vec::new();
     let params = PatchParams::apply(MANAGER).force();
     for (namespace, rows) in &by_namespace {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        api.patch(REPORT_NAME, &params, &Patch::Apply(report_for(namespace, rows)))
-            .await?;
-    }
-    let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    let existing = all
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}")))
-        .await?;
-    let current: BTreeSet<&str> = by_namespace.keys().copied().collect();
-    for report in existing {
-        let namespace = report.metadata.namespace.clone().unwrap_or_default();
-        if !current.contains(namespace.as_str()) {
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
-            api.delete(REPORT_NAME, &DeleteParams::default()).await?;
+        if let Err(e) = api
+            .patch(REPORT_NAME, &params, &Patch::Apply(report_for(namespace, rows)))
+            .await
+        {
+            failures.push(format!("{namespace}: {e}"));
         }
     }
-    Ok(())
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let labels = ListParams::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    match all.list(&labels).await {
+        Ok(existing) => {
+            let current: BTreeSet<&str> = by_namespace.keys().copied().collect();
+            for report in existing {
+                let namespace = report.metadata.namespace.clone().unwrap_or_default();
+                if current.contains(namespace.as_str()) {
+                    continue;
+                }
+                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+                if let Err(e) = api.delete(REPORT_NAME, &DeleteParams::default()).await {
+                    failures.push(format!("{namespace} (delete): {e}"));
+                }
+            }
+        }
+        Err(e) => failures.push(format!("listing signet's reports: {e}")),
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
 }
 
 fn message(row: &Row) -> String {

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use crate::api::cip::Identity;
 use crate::verify::bundle::sha256_digest_bytes;
 use crate::verify::keyless::FULCIO_EXTENSIONS;
+
+/// The OIDC issuer of GitHub Actions' tokens, `gh attestation verify`'s default.
+const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 use crate::verify::trust::TrustRoot;
 
 #[derive(Args, Debug)]
@@ -39,8 +42,8 @@ pub(super) struct VerifyBlobArgs {
 
 /// Who must have signed, for keyless signatures: cosign's certificate flags and `gh
 /// attestation verify`'s GitHub flags, which match Fulcio's certificate extensions. Without
-/// an issuer flag any issuer is accepted, and so is a certificate without one (GitHub's
-/// release attestations).
+/// an issuer flag, GitHub Actions' issuer with gh's flags, else a certificate without one
+/// (GitHub's release attestations).
 #[derive(Args, Debug, Default)]
 pub(super) struct IdentityArgs {
     /// The certificate's subject (SAN: email, URI…), matched exactly.
@@ -95,13 +98,20 @@ impl IdentityArgs {
         if self.certificate_identity.is_none() && subject_reg_exp.is_none() {
             return Ok(None);
         }
-        let any_issuer = self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none();
+        // Without an issuer flag: gh's default (GitHub Actions) when gh's flags name the
+        // signer; otherwise only a certificate that names no issuer (GitHub's release
+        // attestations). Any issuer at all takes `--certificate-oidc-issuer-regexp .*`.
+        let gh_flags = [&self.owner, &self.repo, &self.signer_repo, &self.signer_workflow]
+            .iter()
+            .any(|flag| flag.is_some());
+        let (issuer, issuer_reg_exp) = match (&self.certificate_oidc_issuer, &self.certificate_oidc_issuer_regexp) {
+            (None, None) if gh_flags => (Some(GITHUB_ACTIONS_ISSUER.to_string()), None),
+            (None, None) => (None, Some("^$".to_string())),
+            (issuer, regexp) => (issuer.clone(), regexp.clone()),
+        };
         Ok(Some(Identity {
-            issuer: self.certificate_oidc_issuer.clone(),
-            issuer_reg_exp: self
-                .certificate_oidc_issuer_regexp
-                .clone()
-                .or_else(|| any_issuer.then(|| ".*".to_string())),
+            issuer,
+            issuer_reg_exp,
             subject: self.certificate_identity.clone(),
             subject_reg_exp,
             certificate_extensions: self.extensions()?,

@@ -58,7 +58,16 @@ fn owned_by_a_listed_controller(object: &Value) -> bool {
         .into_iter()
         .flatten()
         .filter(|owner| owner["controller"] == true)
-        .any(|owner| KINDS.iter().any(|(_, _, kind, _)| owner["kind"] == *kind))
+        .any(|owner| {
+            // By group and kind: a Volcano `Job` (batch.volcano.sh) is not a batch/v1 Job.
+            let group = owner["apiVersion"]
+                .as_str()
+                .and_then(|v| v.rsplit_once('/'))
+                .map_or("", |(group, _)| group);
+            KINDS
+                .iter()
+                .any(|(listed_group, _, kind, _)| owner["kind"] == *kind && group == *listed_group)
+        })
 }
 
 /// The cluster's ClusterImagePolicies and TrustRoots as a snapshot (policy texts from
@@ -71,4 +80,25 @@ pub async fn policies(client: &kube::Client) -> Result<PolicySnapshot, kube::Err
         .list(&ListParams::default())
         .await?;
     Ok(PolicySnapshot::build(policies.items).with_trust_roots(roots.items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn owners_are_matched_by_group_and_kind() {
+        let owned = |api_version: &str, kind: &str| json!({"metadata": {"ownerReferences": [{"apiVersion": api_version, "kind": kind, "controller": true}]}});
+        assert!(owned_by_a_listed_controller(&owned("apps/v1", "ReplicaSet")));
+        assert!(owned_by_a_listed_controller(&owned("batch/v1", "Job")));
+        assert!(!owned_by_a_listed_controller(&owned(
+            "batch.volcano.sh/v1alpha1",
+            "Job"
+        )));
+        assert!(!owned_by_a_listed_controller(&owned("argoproj.io/v1alpha1", "Rollout")));
+        let not_controller =
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet"}]}});
+        assert!(!owned_by_a_listed_controller(&not_controller));
+    }
 }

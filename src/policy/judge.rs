@@ -298,9 +298,9 @@ impl Judge<'_> {
                             .to_string(),
                     );
                 }
-                if layer.bundle_json.is_none() {
+                if layer.bundle_json.is_none() && layer.timestamp_json.is_none() {
                     return Err(
-                        "keyless signatures need a transparency log entry, and this one has no Rekor bundle"
+                        "keyless signatures need a transparency log entry or a signed timestamp, and this one has neither"
                             .to_string(),
                     );
                 }

@@ -28,6 +28,9 @@ use super::keys::{HashAlgorithm, PublicKey};
 use super::trust::TrustRoot;
 
 const BUNDLE_V01: &str = "application/vnd.dev.sigstore.bundle+json;version=0.1";
+/// For a layer with no Rekor entry: v0.1 requires one (its SET); v0.2 lets the timestamps
+/// stand in where the trust root or policy allows it.
+const BUNDLE_V02: &str = "application/vnd.dev.sigstore.bundle+json;version=0.2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -187,7 +190,12 @@ impl Bundle {
         if let Some(text) = &layer.timestamp_json {
             material["timestampVerificationData"] = json!({"rfc3161Timestamps": [timestamp_from_annotation(text)?]});
         }
-        let mut bundle = json!({"mediaType": BUNDLE_V01, "verificationMaterial": material});
+        let media_type = if layer.bundle_json.is_some() {
+            BUNDLE_V01
+        } else {
+            BUNDLE_V02
+        };
+        let mut bundle = json!({"mediaType": media_type, "verificationMaterial": material});
         if let (Some(bundle), Value::Object(content)) = (bundle.as_object_mut(), content) {
             bundle.extend(content);
         }
@@ -427,4 +435,50 @@ fn verify_unlogged(bundle: &Bundle, artifact: &Artifact, key: &PublicKey) -> Res
         identity: None,
         log: "not checked against a transparency log (no ctlog)".to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sigstore_types::MediaType;
+
+    fn layer(bundle_json: Option<&str>, timestamp_json: Option<&str>) -> SignatureLayer {
+        SignatureLayer {
+            layer_digest: "sha256:aa".into(),
+            payload: b"{}".to_vec(),
+            signature: Some(vec![1, 2, 3]),
+            signature_b64: "AQID".into(),
+            certificate_pem: None,
+            chain_pem: None,
+            bundle_json: bundle_json.map(str::to_string),
+            timestamp_json: timestamp_json.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn sig_layers_become_bundles_of_the_version_their_evidence_needs() {
+        // Only a timestamp: v0.2, whose structure does not ask for a SET.
+        let timestamped =
+            Bundle::from_signature_layer(&layer(None, Some(r#"{"SignedRFC3161Timestamp":"MAA="}"#))).unwrap();
+        assert_eq!(timestamped.raw.media_type, MediaType::Bundle0_2);
+        let timestamps = &timestamped
+            .raw
+            .verification_material
+            .timestamp_verification_data
+            .rfc3161_timestamps;
+        assert_eq!(timestamps.len(), 1);
+        assert!(timestamped.raw.verification_material.tlog_entries.is_empty());
+        // A Rekor bundle annotation: v0.1 with the entry and its SET.
+        let body = base64::engine::general_purpose::STANDARD.encode(r#"{"kind":"hashedrekord","apiVersion":"0.0.1"}"#);
+        let rekor = format!(
+            r#"{{"SignedEntryTimestamp":"AQID","Payload":{{"body":"{body}","integratedTime":1700000000,"logIndex":7,"logID":"{}"}}}}"#,
+            "ab".repeat(32)
+        );
+        let logged = Bundle::from_signature_layer(&layer(Some(&rekor), None)).unwrap();
+        assert_eq!(logged.raw.media_type, MediaType::Bundle0_1);
+        assert_eq!(logged.raw.verification_material.tlog_entries.len(), 1);
+        // Malformed annotations are errors, never ignored.
+        assert!(Bundle::from_signature_layer(&layer(None, Some("{}"))).is_err());
+        assert!(Bundle::from_signature_layer(&layer(Some(r#"{"Payload":{}}"#), None)).is_err());
+    }
 }

@@ -179,24 +179,27 @@ impl TrustRoot {
                 .map(|(i, l)| log(l, &format!("{what}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let certificate_authorities = keys
-            .certificate_authorities
-            .iter()
-            .enumerate()
-            .map(|(i, ca)| {
-                let chain = pem_text(&ca.cert_chain, &format!("certificateAuthorities[{i}].certChain"))?;
-                let mut authority = super::keyless::authority_from_pem(&chain)
-                    .map_err(|e| format!("TrustRoot {name:?}: certificateAuthorities[{i}]: {e}"))?;
-                authority.uri = ca.uri.clone().unwrap_or_default();
-                Ok(authority)
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        // Fulcio CAs and timestamp authorities: a PEM chain each, root last.
+        let authorities = |list: &[crate::api::trustroot::CertificateAuthority], what: &str| {
+            list.iter()
+                .enumerate()
+                .map(|(i, ca)| {
+                    let chain = pem_text(&ca.cert_chain, &format!("{what}[{i}].certChain"))?;
+                    let mut authority = super::keyless::authority_from_pem(&chain)
+                        .map_err(|e| format!("TrustRoot {name:?}: {what}[{i}]: {e}"))?;
+                    authority.uri = ca.uri.clone().unwrap_or_default();
+                    Ok(authority)
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let certificate_authorities = authorities(&keys.certificate_authorities, "certificateAuthorities")?;
+        let timestamp_authorities = authorities(&keys.timestamp_authorities, "timestampAuthorities")?;
         Ok(TrustRoot {
             verifier: VerifierCell::default(),
             tlogs: logs(&keys.t_logs, "tLogs")?,
             ctlogs: logs(&keys.ct_logs, "ctLogs")?,
             certificate_authorities,
-            timestamp_authorities: Vec::new(),
+            timestamp_authorities,
         })
     }
 
@@ -470,6 +473,29 @@ mod tests {
                 .iter()
                 .any(|ca| ca.uri == "https://fulcio.sigstore.dev")
         );
+    }
+
+    #[test]
+    fn sigstore_keys_timestamp_authorities_are_kept() {
+        use base64::Engine as _;
+        let root = rcgen::generate_simple_self_signed(vec!["tsa.example".to_string()]).unwrap();
+        let chain = base64::engine::general_purpose::STANDARD.encode(root.cert.pem());
+        let authority = crate::api::trustroot::CertificateAuthority {
+            uri: Some("https://tsa.example".into()),
+            cert_chain: Some(chain),
+            ..Default::default()
+        };
+        let spec = TrustRootSpec {
+            sigstore_keys: Some(crate::api::trustroot::SigstoreKeys {
+                timestamp_authorities: vec![authority],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let trust = TrustRoot::from_spec("tsa-only", &spec).unwrap();
+        assert_eq!(trust.timestamp_authorities.len(), 1);
+        assert_eq!(trust.timestamp_authorities[0].uri, "https://tsa.example");
+        assert!(trust.tlogs.is_empty() && trust.certificate_authorities.is_empty());
     }
 
     #[test]

@@ -270,10 +270,12 @@ async fn audit_of_the_cluster_lists_workloads_and_policies() {
         "/spec/template/spec",
         &image("signed"),
     );
-    replica_set["metadata"]["ownerReferences"] = json!([{"kind": "Deployment", "name": "api", "controller": true}]);
+    replica_set["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "controller": true}]);
     api.add_workload(replica_set);
     let mut owned_pod = pod("shop", "api-5d4f-x1", &[("api", &image("signed"))]);
-    owned_pod["metadata"]["ownerReferences"] = json!([{"kind": "ReplicaSet", "name": "api-5d4f", "controller": true}]);
+    owned_pod["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5d4f", "controller": true}]);
     api.add_workload(owned_pod);
     api.add_workload(templated(
         "batch/v1",

@@ -60,7 +60,12 @@ fn run_case(case: &Value, dir: &std::path::Path, scratch: &std::path::Path) -> (
     }
     if !names_signer {
         // The case names no signer (it is about the bundle or the artifact): accept anyone.
-        command.arg("--certificate-identity-regexp").arg(".*");
+        command.args([
+            "--certificate-identity-regexp",
+            ".*",
+            "--certificate-oidc-issuer-regexp",
+            ".*",
+        ]);
     }
     let artifact = &case["artifact"];
     if let Some(file) = artifact["file"].as_str() {

@@ -35,12 +35,22 @@ pub async fn public_key(
     key_id: &str,
 ) -> Result<Vec<u8>, KmsError> {
     let region = region(key_id)?;
-    let url = configured
+    let operator = configured
         .map(str::to_string)
         .or_else(|| env("AWS_ENDPOINT_URL_KMS"))
-        .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| host.map(|h| format!("https://{h}")))
-        .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"));
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    let url = match (operator, host) {
+        (Some(url), _) => url,
+        // Signed requests carry the session token: only to AWS's own hosts when a policy
+        // names the endpoint.
+        (None, Some(host)) if is_aws_host(host) => format!("https://{host}"),
+        (None, Some(host)) => {
+            return Err(KmsError::Malformed(format!(
+                "awskms://{host}/…: not an AWS endpoint (*.amazonaws.com); set --kms-endpoint aws=URL for another"
+            )));
+        }
+        (None, None) => format!("https://kms.{region}.amazonaws.com"),
+    };
     let url = format!("{}/", url.trim_end_matches('/'));
     let credentials = credentials(client, &region).await?;
     let body = json!({"KeyId": key_id}).to_string();
@@ -64,6 +74,11 @@ pub async fn public_key(
     base64::engine::general_purpose::STANDARD
         .decode(spki)
         .map_err(|e| KmsError::Key(format!("PublicKey is not base64: {e}")))
+}
+
+fn is_aws_host(host: &str) -> bool {
+    let name = host.split(':').next().unwrap_or_default();
+    name.ends_with(".amazonaws.com") || name.ends_with(".amazonaws.com.cn")
 }
 
 /// The key ARN's region, else `AWS_REGION` / `AWS_DEFAULT_REGION`.
@@ -249,6 +264,10 @@ mod tests {
     #[test]
     fn regions_come_from_the_arn_first() {
         assert_eq!(region("arn:aws:kms:eu-west-3:111122223333:key/k").unwrap(), "eu-west-3");
+        assert!(is_aws_host("kms.eu-west-3.amazonaws.com"));
+        assert!(is_aws_host("vpce-1.kms.eu-west-1.vpce.amazonaws.com:443"));
+        assert!(!is_aws_host("kms.amazonaws.com.evil.example"));
+        assert!(!is_aws_host("localhost:4566"));
         assert_eq!(
             xml_text(
                 "<R><AccessKeyId>AKIA1</AccessKeyId><SessionToken>a+b/c=</SessionToken></R>",

@@ -12,6 +12,14 @@ use crate::verify::keys::PublicKey;
 
 const PROVIDER: &str = "Azure Key Vault";
 const API_VERSION: &str = "7.4";
+/// Key Vault and Managed HSM hosts in Azure's public and sovereign clouds.
+const VAULT_SUFFIXES: [&str; 5] = [
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+    ".managedhsm.azure.net",
+];
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -25,10 +33,21 @@ pub async fn public_key(
     key: &str,
     version: Option<&str>,
 ) -> Result<Vec<u8>, KmsError> {
-    let base = configured.map_or_else(
-        || format!("https://{vault}"),
-        |url| url.trim_end_matches('/').to_string(),
-    );
+    let base = match configured {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            // The token is for every vault signet's identity can reach: it goes to Azure's
+            // own Key Vault hosts only, never to a host a policy names.
+            let host = vault.split(':').next().unwrap_or_default();
+            if !VAULT_SUFFIXES.iter().any(|suffix| host.ends_with(suffix)) {
+                return Err(KmsError::Malformed(format!(
+                    "azurekms://{vault}: not an Azure Key Vault host ({}); set --kms-endpoint azure=URL for another",
+                    VAULT_SUFFIXES.join(", ")
+                )));
+            }
+            format!("https://{vault}")
+        }
+    };
     let token = access_token(client).await?;
     let url = match version {
         Some(version) => format!("{base}/keys/{key}/{version}"),
@@ -165,6 +184,22 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn tokens_go_to_key_vault_hosts_only() {
+        let client = reqwest::Client::new();
+        let refused = public_key(&client, None, "vault.evil.example", "k", None)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("not an Azure Key Vault host"), "{refused}");
+        let lookalike = public_key(&client, None, "x.vault.azure.net.evil.example:443", "k", None)
+            .await
+            .unwrap_err();
+        assert!(
+            lookalike.to_string().contains("not an Azure Key Vault host"),
+            "{lookalike}"
+        );
+    }
 
     #[test]
     fn jwks_become_spki() {

@@ -60,6 +60,18 @@ pub enum KmsError {
     Key(String),
 }
 
+impl KmsError {
+    /// The provider's own answer that the key cannot be had (not found, disabled, access
+    /// denied: a 4xx other than 429), or an unusable key: not a passing outage.
+    fn is_definitive(&self) -> bool {
+        match self {
+            KmsError::Provider { status, .. } => (400..500).contains(status) && *status != 429,
+            KmsError::Key(_) | KmsError::Malformed(_) => true,
+            KmsError::Credentials(_) | KmsError::Transport { .. } => false,
+        }
+    }
+}
+
 impl KmsRef {
     pub fn parse(text: &str) -> Result<KmsRef, KmsError> {
         let malformed = |why: &str| KmsError::Malformed(format!("{text:?}: {why}"));
@@ -233,6 +245,7 @@ impl KmsKeys {
         if self.lock().contains_key(reference) {
             return;
         }
+        self.lock().insert(reference.to_string(), Entry::default());
         let outcome = self.fetch(reference).await;
         self.record(reference, outcome);
     }
@@ -255,7 +268,10 @@ impl KmsKeys {
 
     fn record(&self, reference: &str, outcome: Result<PublicKey, KmsError>) {
         let mut entries = self.lock();
-        let entry = entries.entry(reference.to_string()).or_default();
+        // A reference dropped while its fetch was in flight stays dropped.
+        let Some(entry) = entries.get_mut(reference) else {
+            return;
+        };
         match outcome {
             Ok(key) => {
                 match &entry.key {
@@ -267,6 +283,13 @@ impl KmsKeys {
                 }
                 entry.key = Some(key);
                 entry.last_error = None;
+            }
+            Err(e) if e.is_definitive() => {
+                // The provider says the key is gone, disabled or not ours to read: a revoked
+                // key must stop verifying, not live on as "the last good key".
+                tracing::warn!(kms = reference, error = %e, "KMS key refused by the provider; it is no longer used");
+                entry.key = None;
+                entry.last_error = Some(e.to_string());
             }
             Err(e) => {
                 let kept = if entry.key.is_some() {
@@ -322,6 +345,51 @@ fn references(snapshot: &PolicySnapshot) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn a_key() -> PublicKey {
+        use p256::pkcs8::EncodePublicKey as _;
+        let der = p256::SecretKey::from_slice(&[7; 32])
+            .unwrap()
+            .public_key()
+            .to_public_key_der()
+            .unwrap();
+        PublicKey::from_spki_der(der.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn outages_keep_the_last_key_and_refusals_drop_it() {
+        let keys = KmsKeys::new(KmsSettings::default()).unwrap();
+        let reference = "awskms:///arn:aws:kms:us-east-1:1:alias/release";
+        keys.lock().insert(reference.to_string(), Entry::default());
+        assert!(keys.get(reference).unwrap_err().contains("has not been fetched yet"));
+        keys.record(reference, Ok(a_key()));
+        assert!(keys.get(reference).is_ok());
+        let outage = KmsError::Transport {
+            what: "kms".into(),
+            detail: "connection refused".into(),
+        };
+        keys.record(reference, Err(outage));
+        assert!(keys.get(reference).is_ok(), "an outage keeps the key");
+        let throttled = KmsError::Provider {
+            provider: "AWS KMS",
+            status: 429,
+            message: "ThrottlingException".into(),
+        };
+        keys.record(reference, Err(throttled));
+        assert!(keys.get(reference).is_ok(), "throttling keeps the key");
+        let disabled = KmsError::Provider {
+            provider: "AWS KMS",
+            status: 400,
+            message: "DisabledException: key is disabled".into(),
+        };
+        keys.record(reference, Err(disabled));
+        let why = keys.get(reference).unwrap_err();
+        assert!(why.contains("DisabledException"), "{why}");
+        // A reference no policy names any more is not brought back by a late fetch.
+        keys.lock().clear();
+        keys.record(reference, Ok(a_key()));
+        assert!(keys.lock().is_empty());
+    }
 
     #[test]
     fn references_parse_or_say_why() {
