@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::admission::workload::{images_at, pod_spec_pointer};
 use crate::policy::evaluate::{ImageVerdict, NoMatchPolicy, RequestContext, ResourceInfo, Verifier, evaluate};
 use crate::policy::image::ContainerImage;
+use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::{Mode, PolicySnapshot};
 
 pub use render::{render_json, render_table};
@@ -92,7 +93,8 @@ fn workload_of(object: &Value) -> Result<Option<Workload>, String> {
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("default");
-    let images = images_at(object, pointer).map_err(|e| format!("{kind} {namespace}/{name}: {e}"))?;
+    let mut images = images_at(object, pointer).map_err(|e| format!("{kind} {namespace}/{name}: {e}"))?;
+    pin_to_running_digests(object, &mut images);
     let labels: BTreeMap<String, String> = object
         .pointer("/metadata/labels")
         .and_then(|l| serde_json::from_value(l.clone()).ok())
@@ -128,6 +130,46 @@ fn workload_of(object: &Value) -> Result<Option<Workload>, String> {
         },
         images,
     }))
+}
+
+/// A running Pod's containers are judged by the digest they run (`status.*Statuses[].imageID`),
+/// not by what their tag points to now: a tag moved to a signed image does not make an old,
+/// unsigned one that is still running pass.
+fn pin_to_running_digests(object: &Value, images: &mut [ContainerImage]) {
+    let mut running: BTreeMap<&str, &str> = BTreeMap::new();
+    for list in [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ] {
+        let statuses = object.pointer(&format!("/status/{list}")).and_then(Value::as_array);
+        for status in statuses.into_iter().flatten() {
+            let (Some(name), Some(image_id)) = (status["name"].as_str(), status["imageID"].as_str()) else {
+                continue;
+            };
+            if let Some(digest) = sha256_digest_in(image_id) {
+                running.insert(name, digest);
+            }
+        }
+    }
+    for container in images.iter_mut() {
+        let Some(digest) = running.get(container.name.as_str()) else {
+            continue;
+        };
+        if let Ok(reference) = ImageRef::parse(&container.image)
+            && reference.digest().is_none()
+        {
+            container.image = reference.pinned(digest);
+        }
+    }
+}
+
+/// The `sha256:<64 hex>` an imageID ends with (`docker-pullable://repo@sha256:…`,
+/// `repo@sha256:…`), if it does.
+fn sha256_digest_in(image_id: &str) -> Option<&str> {
+    let (_, digest) = image_id.rsplit_once('@')?;
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
 }
 
 /// How the audit runs.
@@ -255,4 +297,37 @@ pub fn summary(rows: &[Row]) -> BTreeMap<Verdict, usize> {
         *counts.entry(row.verdict).or_insert(0) += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn running_pods_are_judged_by_the_digest_they_run() {
+        let running = format!("sha256:{}", "a".repeat(64));
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": "shop", "name": "web"},
+            "spec": {"containers": [
+                {"name": "web", "image": "registry.example/app:v1"},
+                {"name": "pinned", "image": format!("registry.example/app@sha256:{}", "b".repeat(64))},
+                {"name": "starting", "image": "registry.example/app:v2"}
+            ]},
+            "status": {"containerStatuses": [
+                {"name": "web", "imageID": format!("docker-pullable://registry.example/app@{running}")},
+                {"name": "pinned", "imageID": format!("registry.example/app@{running}")},
+                {"name": "starting", "imageID": ""}
+            ]}
+        });
+        let workloads = workloads_in(&[pod]).unwrap();
+        let images: Vec<&str> = workloads[0].images.iter().map(|i| i.image.as_str()).collect();
+        assert_eq!(images[0], format!("registry.example/app:v1@{running}"));
+        assert_eq!(
+            images[1],
+            format!("registry.example/app@sha256:{}", "b".repeat(64)),
+            "a spec digest stays"
+        );
+        assert_eq!(images[2], "registry.example/app:v2", "no running digest yet");
+    }
 }
