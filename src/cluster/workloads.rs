@@ -37,7 +37,7 @@ pub async fn list_workloads(client: &kube::Client, namespaces: &[String]) -> Res
                 .collect()
         };
         for api in apis {
-            for item in api.list(&ListParams::default()).await? {
+            for item in list_all(&api).await? {
                 let mut object = serde_json::to_value(&item).unwrap_or_default();
                 // List items come without their type; the audit needs it.
                 object["apiVersion"] = Value::from(resource.api_version.clone());
@@ -50,6 +50,25 @@ pub async fn list_workloads(client: &kube::Client, namespaces: &[String]) -> Res
     }
     Ok(objects)
 }
+
+/// Every object of `api`, a page of [`PAGE`] at a time: one list of a big cluster's pods
+/// would be one very large answer for the API server and for signet.
+async fn list_all(api: &Api<DynamicObject>) -> Result<Vec<DynamicObject>, kube::Error> {
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        items.extend(page.items);
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Objects per list request.
+const PAGE: u32 = 500;
 
 fn owned_by_a_listed_controller(object: &Value) -> bool {
     object
