@@ -490,3 +490,47 @@ async fn unmet_or_unsupported_requirements_fail_instead_of_passing() {
             .assert_denied(&[reason]);
     }
 }
+
+/// `rfc3161timestamp` on cosign's `.sig` layout: the signature must carry a timestamp from a
+/// timestamp authority of the trust root (the mock's, with `--trust-root`), in cosign's
+/// `dev.sigstore.cosign/rfc3161timestamp` annotation; no log is asked for without `ctlog`.
+#[tokio::test]
+async fn rfc3161_timestamps_on_sig_layers() {
+    let Some(Setup { registry, key }) = setup() else { return };
+    let Some(tsa) = support::MockSigstore::start_with_env(&[("TSA_WHOLE_SECONDS", "1")]) else {
+        return;
+    };
+    let Some(stranger) = support::MockSigstore::start_with_env(&[("TSA_WHOLE_SECONDS", "1")]) else {
+        return;
+    };
+    let timestamped = |url: &str| SignOptions {
+        timestamp_url: Some(url.to_string()),
+        ..SignOptions::default()
+    };
+    let good = build_image(&registry, "ts/good", "v1", "good");
+    sign_image(&registry, "ts/good", &good, &key, &timestamped(&tsa.url())).await;
+    let none = build_image(&registry, "ts/none", "v1", "none");
+    sign_image(&registry, "ts/none", &none, &key, &SignOptions::default()).await;
+    let other = build_image(&registry, "ts/other", "v1", "other");
+    sign_image(&registry, "ts/other", &other, &key, &timestamped(&stranger.url())).await;
+
+    let host = registry.host();
+    let dir = policy_dir(&[&key_policy(
+        "timestamped",
+        &format!("{host}/ts/**"),
+        &key.public_pem(),
+        "    rfc3161timestamp: {}\n",
+    )]);
+    let root = tsa.trusted_root_path();
+    let args = ["--insecure-registry", &host, "--trust-root", root.to_str().unwrap()];
+    let signet = Signet::start(dir.path(), &args).await;
+    check(&signet, dir.path(), &format!("{host}/ts/good:v1"), &args)
+        .await
+        .assert_allowed();
+    check(&signet, dir.path(), &format!("{host}/ts/none:v1"), &args)
+        .await
+        .assert_denied(&["requires an RFC 3161 timestamp"]);
+    check(&signet, dir.path(), &format!("{host}/ts/other:v1"), &args)
+        .await
+        .assert_denied(&["RFC 3161 timestamp"]);
+}

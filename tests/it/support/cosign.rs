@@ -117,6 +117,9 @@ pub struct SignOptions<'a> {
     /// Keyless annotations: the signing certificate and its chain (PEM).
     pub certificate_pem: Option<String>,
     pub chain_pem: Option<String>,
+    /// A Sigstore TSA (`POST /api/v1/timestamp`, the mock's) to timestamp the signature:
+    /// cosign's `dev.sigstore.cosign/rfc3161timestamp` annotation.
+    pub timestamp_url: Option<String>,
 }
 
 fn client(reg: &Registry) -> reqwest::Client {
@@ -264,6 +267,25 @@ pub async fn sign_image(reg: &Registry, sig_repo: &str, digest: &str, key: &dyn 
     }
     if let Some(chain) = &options.chain_pem {
         annotations.insert("dev.sigstore.cosign/chain".to_string(), chain.clone());
+    }
+    if let Some(url) = &options.timestamp_url {
+        let request = json!({
+            "artifactHash": base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&signature)),
+            "hashAlgorithm": "sha256",
+        });
+        let response = reqwest::Client::new()
+            .post(format!("{url}/api/v1/timestamp"))
+            .json(&request)
+            .send()
+            .await
+            .expect("the TSA answers");
+        assert!(response.status().is_success(), "TSA: {}", response.status());
+        let token = response.bytes().await.expect("the timestamp");
+        let annotation = json!({"SignedRFC3161Timestamp": base64::engine::general_purpose::STANDARD.encode(&token)});
+        annotations.insert(
+            "dev.sigstore.cosign/rfc3161timestamp".to_string(),
+            annotation.to_string(),
+        );
     }
     let layer_digest = push_blob(reg, sig_repo, &body).await;
     let layer = json!({
