@@ -289,10 +289,13 @@ async fn gcp_kms_keys_with_a_service_account() {
                 MockReply::with_body(200, json!({"access_token": "gcp-token", "expires_in": 3600}).to_string())
             }
             ("GET", "/v1/projects/p/locations/global/keyRings/r/cryptoKeys/release/cryptoKeyVersions") => {
-                let versions = json!({"cryptoKeyVersions": [
-                    {"name": "projects/p/locations/global/keyRings/r/cryptoKeys/release/cryptoKeyVersions/1"},
-                    {"name": "projects/p/locations/global/keyRings/r/cryptoKeys/release/cryptoKeyVersions/2"}
-                ]});
+                // Two pages: the newest version is on the second.
+                let name = |n: u32| format!("projects/p/locations/global/keyRings/r/cryptoKeys/release/cryptoKeyVersions/{n}");
+                let versions = if request.path.contains("pageToken=page-2") {
+                    json!({"cryptoKeyVersions": [{"name": name(2)}]})
+                } else {
+                    json!({"cryptoKeyVersions": [{"name": name(1)}], "nextPageToken": "page-2"})
+                };
                 MockReply::with_body(200, versions.to_string())
             }
             ("GET", p) if p == format!("/v1/{version}/publicKey") => {

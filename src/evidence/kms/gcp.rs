@@ -45,22 +45,41 @@ async fn newest_enabled_version(
     key: &str,
 ) -> Result<String, KmsError> {
     let url = format!("{base}/v1/{key}/cryptoKeyVersions");
-    let request = client
-        .get(&url)
-        .bearer_auth(token)
-        .query(&[("filter", "state=ENABLED")]);
-    let answer = send_json(request, PROVIDER, &url).await?;
     let number = |name: &str| name.rsplit('/').next().and_then(|n| n.parse::<u64>().ok());
-    answer["cryptoKeyVersions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v["name"].as_str())
-        .filter_map(|name| Some((number(name)?, name.to_string())))
-        .max()
+    let mut newest: Option<(u64, String)> = None;
+    let mut page_token: Option<String> = None;
+    // Pages are followed to the end (a key rotated often has many versions), at most
+    // MAX_PAGES of them.
+    for _ in 0..MAX_PAGES {
+        let mut query = vec![("filter", "state=ENABLED".to_string())];
+        if let Some(token) = &page_token {
+            query.push(("pageToken", token.clone()));
+        }
+        let request = client.get(&url).bearer_auth(token).query(&query);
+        let answer = send_json(request, PROVIDER, &url).await?;
+        let versions = answer["cryptoKeyVersions"].as_array().into_iter().flatten();
+        for name in versions.filter_map(|v| v["name"].as_str()) {
+            if let Some(n) = number(name)
+                && newest.as_ref().is_none_or(|(best, _)| n > *best)
+            {
+                newest = Some((n, name.to_string()));
+            }
+        }
+        page_token = answer["nextPageToken"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if page_token.is_none() {
+            break;
+        }
+    }
+    newest
         .map(|(_, name)| name)
         .ok_or_else(|| KmsError::Key(format!("{key} has no enabled version")))
 }
+
+/// Most pages of key versions read (100 versions each by default).
+const MAX_PAGES: usize = 50;
 
 async fn access_token(client: &reqwest::Client) -> Result<String, KmsError> {
     let answer = match env("GOOGLE_APPLICATION_CREDENTIALS") {
