@@ -206,7 +206,7 @@ fn identity_of(leaf: &X509Certificate) -> Result<CertificateIdentity, String> {
         return Err("the certificate has no subject alternative name to match".to_string());
     }
     Ok(CertificateIdentity {
-        issuer: issuer_of(leaf).unwrap_or_default(),
+        issuer: issuer_of(leaf)?,
         subjects,
         github: github_extensions(leaf),
         extensions: FULCIO_EXTENSIONS
@@ -233,11 +233,19 @@ fn extension_value<'a>(leaf: &'a X509Certificate, oid: &str) -> Option<&'a [u8]>
     leaf.iter_extensions().find(|e| e.oid == oid).map(|e| e.value)
 }
 
-fn issuer_of(leaf: &X509Certificate) -> Option<String> {
+/// The OIDC issuer: `.1.8`, else `.1.1`; empty when the certificate has neither (GitHub's
+/// release attestations). An extension that is there but unreadable is an error, never
+/// "no issuer": that would match a policy that asks for none.
+fn issuer_of(leaf: &X509Certificate) -> Result<String, String> {
     if let Some(value) = extension_value(leaf, ISSUER_V2) {
-        return der_utf8_string(value);
+        return der_utf8_string(value)
+            .ok_or_else(|| format!("the certificate's OIDC issuer extension ({ISSUER_V2}) is not a UTF8String"));
     }
-    extension_value(leaf, ISSUER_V1).and_then(|raw| String::from_utf8(raw.to_vec()).ok())
+    match extension_value(leaf, ISSUER_V1) {
+        Some(raw) => String::from_utf8(raw.to_vec())
+            .map_err(|_| format!("the certificate's OIDC issuer extension ({ISSUER_V1}) is not UTF-8")),
+        None => Ok(String::new()),
+    }
 }
 
 /// The text of a DER UTF8String, possibly inside an explicit `[0]` (as in otherName).
@@ -299,4 +307,44 @@ pub fn authority_from_pem(text: &str) -> Result<CertificateAuthority, String> {
 /// Whether `der` is a self-signed certificate (a root): named by itself and signed by its own key.
 pub fn is_self_signed(der: &[u8]) -> bool {
     X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject() == c.issuer() && c.verify_signature(None).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate with a URI SAN and these extensions (OID arcs, content).
+    fn certificate(extensions: &[(&[u64], Vec<u8>)]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![rcgen::SanType::URI("https://github.com/org/repo".try_into().unwrap())];
+        for (oid, content) in extensions {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(oid, content.clone()));
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    const V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
+    const V1: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 1];
+
+    #[test]
+    fn issuers_are_read_or_refused() {
+        let utf8 = |text: &str| [vec![0x0c, text.len() as u8], text.as_bytes().to_vec()].concat();
+        let issuer = |extensions: &[(&[u64], Vec<u8>)]| identity_of_der(&certificate(extensions)).map(|i| i.issuer);
+        assert_eq!(
+            issuer(&[(V2, utf8("https://token.example"))]).unwrap(),
+            "https://token.example"
+        );
+        assert_eq!(
+            issuer(&[(V1, b"https://old.example".to_vec())]).unwrap(),
+            "https://old.example"
+        );
+        assert_eq!(issuer(&[]).unwrap(), "", "no issuer at all");
+        // Present but unreadable: refused, not taken for "no issuer".
+        let broken = issuer(&[(V2, vec![0x04, 0x01, 0x41]), (V1, b"https://old.example".to_vec())]);
+        assert!(broken.unwrap_err().contains("is not a UTF8String"));
+        assert!(issuer(&[(V1, vec![0xff, 0xfe])]).unwrap_err().contains("is not UTF-8"));
+    }
 }
