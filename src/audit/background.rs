@@ -168,17 +168,11 @@ pub fn report_for(namespace: &str, rows: &[&Row]) -> Value {
         .iter()
         .map(|row| {
             let (kind, name) = row.workload.split_once('/').unwrap_or(("", &row.workload));
-            let result = match row.verdict {
-                Verdict::Pass => "pass",
-                Verdict::Warn => "warn",
-                Verdict::Fail => "fail",
-                Verdict::Error => "error",
-            };
             json!({
                 "source": "signet",
                 "policy": if row.policy.is_empty() { "no-policy" } else { row.policy.as_str() },
                 "rule": row.container,
-                "result": result,
+                "result": row.verdict.as_str(),
                 "message": message(row),
                 "scored": true,
                 "timestamp": {"seconds": now, "nanos": 0},
@@ -268,13 +262,7 @@ fn report_metrics(metrics: &Metrics, rows: &[Row]) {
     metrics.background_workloads.reset();
     let mut counts: BTreeMap<(&str, &'static str), i64> = BTreeMap::new();
     for row in rows {
-        let verdict = match row.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Warn => "warn",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-        };
-        *counts.entry((row.policy.as_str(), verdict)).or_insert(0) += 1;
+        *counts.entry((row.policy.as_str(), row.verdict.as_str())).or_insert(0) += 1;
     }
     for ((policy, verdict), count) in counts {
         metrics

@@ -42,6 +42,18 @@ pub enum Verdict {
     Error,
 }
 
+impl Verdict {
+    /// The name policy reports, metrics and the table use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+}
+
 /// One container image judged by one policy (or by none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {

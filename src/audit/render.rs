@@ -25,15 +25,6 @@ fn short_digest(digest: &str) -> String {
     }
 }
 
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "pass",
-        Verdict::Warn => "warn",
-        Verdict::Fail => "fail",
-        Verdict::Error => "error",
-    }
-}
-
 /// The rows as a table, every column as wide as its widest cell, and a summary line.
 pub fn render_table(rows: &[Row]) -> String {
     let cells: Vec<[String; 8]> = rows
@@ -50,7 +41,7 @@ pub fn render_table(rows: &[Row]) -> String {
                 } else {
                     r.policy.clone()
                 },
-                verdict_name(r.verdict).to_string(),
+                r.verdict.as_str().to_string(),
                 r.reason.replace('\n', " "),
             ]
         })
@@ -84,7 +75,7 @@ fn summary_line(rows: &[Row]) -> String {
     let counts = summary(rows);
     let parts: Vec<String> = [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Error]
         .iter()
-        .map(|v| format!("{} {}", counts.get(v).copied().unwrap_or(0), verdict_name(*v)))
+        .map(|v| format!("{} {}", counts.get(v).copied().unwrap_or(0), v.as_str()))
         .collect();
     format!("{} rows: {}\n", rows.len(), parts.join(", "))
 }
@@ -93,7 +84,7 @@ fn summary_line(rows: &[Row]) -> String {
 pub fn render_json(rows: &[Row]) -> String {
     let counts: BTreeMap<&str, usize> = [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Error]
         .iter()
-        .map(|v| (verdict_name(*v), summary(rows).get(v).copied().unwrap_or(0)))
+        .map(|v| (v.as_str(), summary(rows).get(v).copied().unwrap_or(0)))
         .collect();
     let document = json!({"rows": rows, "summary": counts});
     serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"

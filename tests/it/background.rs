@@ -4,23 +4,12 @@
 //! written by the Lease holder only; one signature fetch per digest however many pods run
 //! it; a Warning Event on a workload whose image stopped passing.
 
-use crate::signet_server::Signet;
+use crate::signet_server::{Signet, eventually};
 use crate::support::{FakeApiServer, Registry, SignOptions, TestKey, build_image, require_tools, sign_image};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-
-async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    check()
-}
 
 fn key_policy(host: &str, key: &TestKey) -> Value {
     json!({

@@ -8,7 +8,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use signet_server::{Signet, free_port, pod_review};
+use signet_server::{Signet, eventually, free_port, pod_review};
 use support::{FakeApiServer, Registry, SignOptions, TestKey, build_image, kubeconfig_for, require_tools, sign_image};
 
 fn static_policy(name: &str, glob: &str, action: &str) -> Value {
@@ -288,16 +288,6 @@ async fn denials_and_warnings_become_events_on_the_workload() {
 }
 
 /// Polls `check` every 100 ms for up to `seconds`.
-async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    check()
-}
 
 #[tokio::test]
 async fn only_the_lease_holder_writes_status_and_another_replica_takes_over() {

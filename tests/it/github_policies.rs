@@ -8,7 +8,7 @@
 //! private CA (certificates with Fulcio's GitHub extensions) and the mock's RFC 3161 TSA, with
 //! no transparency log, as GitHub's is; the public-good instance by the mock Fulcio and Rekor.
 
-use crate::signet_server::{Signet, assert_denied, pod_review, policy_dir};
+use crate::signet_server::{Signet, admitted_within, assert_denied, pod_review, policy_dir, validate};
 use crate::support::{
     LeafOptions, MockSigstore, PrivateCa, Registry, attach_bundle, attest_and_attach_as, build_image,
     github_instance_bundle, pem_to_der, require_tools,
@@ -88,11 +88,6 @@ async fn review(signet: &Signet, endpoint: &str, image: &str) -> Value {
     signet.review(endpoint, &pod_review("u", &[image])).await
 }
 
-fn outcome(response: &Value) -> (bool, String) {
-    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
-    (response["allowed"] == true, message)
-}
-
 #[tokio::test]
 async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
     if !require_tools() {
@@ -158,14 +153,7 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
 
     // The TrustRoot loads from the mirror in the background; then the GitHub-signed image
     // is admitted and pinned to the digest its attestation names.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let admitted = loop {
-        let answer = outcome(&review(&signet, "validate", &image("org/app")).await);
-        if answer.0 || std::time::Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
+    let admitted = admitted_within(&signet, &image("org/app"), 30).await;
     assert!(admitted.0, "{}\n{}", admitted.1, signet.logs());
     // Both objects load (the policy is enforced: a cluster would show it Ready), and the
     // TrustRoot came from its mirror.
@@ -195,13 +183,13 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
     // Public-good and GitHub authorities in one policy: the public-good image passes too,
     // and so does any repository of the organisation.
     for repo in ["org/public", "org/website", "org/selfhosted"] {
-        let answer = outcome(&review(&signet, "validate", &image(repo)).await);
+        let answer = validate(&signet, &image(repo)).await;
         assert!(answer.0, "{repo}: {}", answer.1);
     }
 
     // Another organisation's workflow matches neither authority's identity.
     assert_denied(
-        &outcome(&review(&signet, "validate", &image("other/app")).await),
+        &validate(&signet, &image("other/app")).await,
         &[
             "certificate identity mismatch",
             "https://github.com/other-org/app/.github/workflows/release.yml",
@@ -223,17 +211,10 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
     assert!(github_only.contains("certificateExtensions"), "{github_only}");
     let dir = policy_dir(&[&trust_root, &github_only]);
     let signet = Signet::start(dir.path(), &args).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let admitted = loop {
-        let answer = outcome(&review(&signet, "validate", &image("org/app")).await);
-        if answer.0 || std::time::Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
+    let admitted = admitted_within(&signet, &image("org/app"), 30).await;
     assert!(admitted.0, "{}", admitted.1);
     assert_denied(
-        &outcome(&review(&signet, "validate", &image("org/website")).await),
+        &validate(&signet, &image("org/website")).await,
         &[
             &format!("expected issuer \"{GITHUB_ISSUER}\""),
             &format!("sourceRepositoryURI \"https://github.com/{ORG}/app\""),
@@ -242,7 +223,7 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
         ],
     );
     assert_denied(
-        &outcome(&review(&signet, "validate", &image("org/selfhosted")).await),
+        &validate(&signet, &image("org/selfhosted")).await,
         &[
             "runnerEnvironment \"github-hosted\"",
             "runnerEnvironment \"self-hosted\"",
@@ -250,7 +231,7 @@ async fn githubs_chart_policies_admit_github_and_public_good_attestations() {
     );
     // Only a public-good signature: not enough for GitHub's instance.
     assert_denied(
-        &outcome(&review(&signet, "validate", &image("org/public")).await),
+        &validate(&signet, &image("org/public")).await,
         &["no verified attestation"],
     );
 }

@@ -4,7 +4,7 @@
 //! providers document (token endpoints, key reads) and check the requests' paths, auth
 //! headers and bodies.
 
-use crate::signet_server::{Signet, assert_denied, pod_review, policy_dir};
+use crate::signet_server::{Signet, admitted_within, assert_denied, policy_dir, validate};
 use crate::support::{
     AWS_ENV, MockReply, MockServer, Moto, Registry, SignOptions, TestKey, attach_bundle, build_image, keyed_bundle,
     require_tools, sign_image, statement,
@@ -21,24 +21,6 @@ fn kms_policy(name: &str, glob: &str, kms: &str) -> String {
     format!(
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n  - glob: \"{glob}\"\n  authorities:\n  - name: release\n    key:\n      kms: {kms}\n"
     )
-}
-
-async fn validate(signet: &Signet, image: &str) -> (bool, String) {
-    let response = signet.review("validate", &pod_review("u", &[image])).await;
-    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
-    (response["allowed"] == true, message)
-}
-
-/// Admitted within `seconds` (keys are fetched in the background, never by an admission).
-async fn admitted_within(signet: &Signet, image: &str, seconds: u64) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let outcome = validate(signet, image).await;
-        if outcome.0 || Instant::now() > deadline {
-            return outcome;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::KmsError;
 use super::http::{send, send_json};
+use super::{KmsError, env};
 
 const PROVIDER: &str = "AWS KMS";
 
@@ -21,10 +21,6 @@ struct Credentials {
     access_key: String,
     secret_key: String,
     session_token: Option<String>,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The SubjectPublicKeyInfo (DER) of `key_id`.

@@ -6,8 +6,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::KmsError;
 use super::http::send_json;
+use super::{KmsError, env};
 use crate::verify::keys::PublicKey;
 
 const PROVIDER: &str = "Azure Key Vault";
@@ -20,10 +20,6 @@ const VAULT_SUFFIXES: [&str; 5] = [
     ".vault.microsoftazure.de",
     ".managedhsm.azure.net",
 ];
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 /// The SubjectPublicKeyInfo (DER) of `key` (at `version`, else its current version).
 pub async fn public_key(

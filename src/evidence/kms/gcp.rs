@@ -5,15 +5,11 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::KmsError;
 use super::http::send_json;
+use super::{KmsError, env};
 
 const PROVIDER: &str = "Google Cloud KMS";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloudkms";
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 /// The SubjectPublicKeyInfo (DER) of `name` (a key version, or the newest enabled version
 /// of a key).

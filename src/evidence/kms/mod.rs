@@ -24,6 +24,11 @@ use tokio::task::AbortHandle;
 use crate::policy::snapshot::PolicySnapshot;
 use crate::verify::keys::PublicKey;
 
+/// An environment variable the providers' SDKs read, when it is set and not blank.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// A `key.kms` reference, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KmsRef {

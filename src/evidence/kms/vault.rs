@@ -7,17 +7,13 @@
 use base64::Engine as _;
 use serde_json::json;
 
-use super::KmsError;
 use super::http::send_json;
+use super::{KmsError, env};
 
 const PROVIDER: &str = "Vault";
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410); the raw key follows.
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 /// The SubjectPublicKeyInfo (DER) of transit key `key`'s latest version.
 pub async fn public_key(client: &reqwest::Client, key: &str) -> Result<Vec<u8>, KmsError> {

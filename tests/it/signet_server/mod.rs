@@ -321,6 +321,38 @@ pub fn assert_allowed(outcome: &(bool, String)) {
     assert!(outcome.0, "expected admission: {}", outcome.1);
 }
 
+/// `/validate`'s answer for a pod running `image`: allowed, and the denial message.
+pub async fn validate(signet: &Signet, image: &str) -> (bool, String) {
+    let response = signet.review("validate", &pod_review("u", &[image])).await;
+    let message = response["status"]["message"].as_str().unwrap_or_default().to_string();
+    (response["allowed"] == true, message)
+}
+
+/// `/validate`'s answer once it admits `image`, or the last one after `seconds` (for what
+/// signet fetches in the background: KMS keys, TUF trust roots).
+pub async fn admitted_within(signet: &Signet, image: &str, seconds: u64) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let outcome = validate(signet, image).await;
+        if outcome.0 || Instant::now() > deadline {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether `check` holds within `seconds` (polled every 100 ms).
+pub async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check()
+}
+
 pub fn assert_denied(outcome: &(bool, String), fragments: &[&str]) {
     assert!(!outcome.0, "expected a denial, the image was admitted: {}", outcome.1);
     for fragment in fragments {
