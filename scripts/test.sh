@@ -24,9 +24,9 @@ fi
 export SIGNET_DEPLOY_CHECKS="${SIGNET_DEPLOY_CHECKS:-1}"
 
 echo "== cargo fmt --check" >&2
-cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings" >&2
-cargo clippy --quiet --all-targets -- -D warnings
+cargo fmt --all --check
+echo "== cargo clippy --workspace --all-targets -- -D warnings" >&2
+cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "== scripts/deny.sh (cargo deny: licenses, bans, sources, advisories)" >&2
 "$REPO/scripts/deny.sh"
 # The short coverage-guided fuzzing run of the registry client against hostile responses
@@ -40,7 +40,7 @@ fi
 # close on the (empty) doc-test run instead.
 if cargo nextest --version >/dev/null 2>&1; then
     echo "== cargo nextest run" >&2
-    exec cargo nextest run --no-fail-fast --all-targets
+    exec cargo nextest run --no-fail-fast --workspace --all-targets
 fi
 echo "== cargo test" >&2
-exec cargo test --no-fail-fast --all-targets
+exec cargo test --no-fail-fast --workspace --all-targets

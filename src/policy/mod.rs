@@ -1,5 +1,6 @@
 //! Pure policy logic: image references, globs, validation, snapshots, evaluation and the
 //! judgement of one authority over its evidence. No I/O.
+pub mod cue;
 pub mod evaluate;
 pub mod failure;
 pub mod glob;

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::cue::{CueError, CuePolicy};
 use super::rego::{RegoError, RegoPolicy, Verdict};
 use crate::api::cip::{Attestation, ClusterImagePolicySpec, Policy};
 
@@ -118,10 +119,12 @@ pub fn fetched_texts_of<'a>(
 /// Why a policy cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramError {
-    #[error(
-        "{path}: CUE policies are not supported: signet has no CUE evaluator, so this policy cannot be enforced; write it in Rego (type: rego)"
-    )]
-    Cue { path: String },
+    #[error("{path}: {source}")]
+    Cue {
+        path: String,
+        #[source]
+        source: CueError,
+    },
     #[error("{path}: {source}")]
     Rego {
         path: String,
@@ -134,21 +137,34 @@ pub enum ProgramError {
 #[derive(Debug, Clone)]
 pub enum Program {
     Rego(RegoPolicy),
+    Cue(CuePolicy),
     /// Known at load time to be impossible to evaluate here; every evaluation fails with this.
     Unavailable(String),
 }
 
 impl Program {
     /// Compiles `policy`, found at `path` (e.g. `spec.policy`) of ClusterImagePolicy `cip`;
-    /// text that is not inline comes from `texts`.
-    pub fn compile(cip: &str, path: &str, policy: &Policy, texts: &PolicyTexts) -> Result<Self, ProgramError> {
-        if policy.type_ == "cue" {
-            return Err(ProgramError::Cue { path: path.to_string() });
-        }
+    /// text that is not inline comes from `texts`. `subject` is what policy-controller's CUE
+    /// messages call the policy: the attestation's name, or `ClusterImagePolicy`.
+    pub fn compile(
+        cip: &str,
+        path: &str,
+        subject: &str,
+        policy: &Policy,
+        texts: &PolicyTexts,
+    ) -> Result<Self, ProgramError> {
         let source = match policy_text(path, policy, texts) {
             Ok(text) => text,
             Err(why) => return Ok(Program::Unavailable(why)),
         };
+        if policy.type_ == "cue" {
+            return CuePolicy::compile(subject, source)
+                .map(Program::Cue)
+                .map_err(|source| ProgramError::Cue {
+                    path: path.to_string(),
+                    source,
+                });
+        }
         RegoPolicy::compile(&format!("{cip} {path}"), source)
             .map(Program::Rego)
             .map_err(|source| ProgramError::Rego {
@@ -161,6 +177,7 @@ impl Program {
     pub async fn evaluate(&self, input: Value) -> Verdict {
         match self {
             Program::Rego(policy) => policy.evaluate(input).await,
+            Program::Cue(policy) => policy.evaluate(input).await,
             Program::Unavailable(reason) => Verdict::Deny {
                 error: reason.clone(),
                 warning: None,
@@ -193,7 +210,7 @@ impl CompiledAttestation {
         let program = attestation
             .policy
             .as_ref()
-            .map(|policy| Program::compile(cip, &format!("{path}.policy"), policy, texts))
+            .map(|policy| Program::compile(cip, &format!("{path}.policy"), &attestation.name, policy, texts))
             .transpose()?;
         Ok(CompiledAttestation {
             name: attestation.name.clone(),
@@ -362,17 +379,41 @@ mod tests {
     }
 
     #[test]
-    fn cue_is_rejected_and_rego_compiles() {
-        let cue = Policy {
+    fn cue_and_rego_compile_and_bad_policies_name_their_path() {
+        let cue = |data: &str| Policy {
             type_: "cue".into(),
-            data: Some("predicateType: \"x\"".into()),
+            data: Some(data.into()),
             ..Default::default()
         };
-        let err = Program::compile("p", "spec.policy", &cue, &PolicyTexts::new())
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("spec.policy: CUE policies are not supported"), "{err}");
-        let err = Program::compile("p", "spec.policy", &rego("package x"), &PolicyTexts::new()).unwrap_err();
+        let ok = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &cue("predicateType: \"x\""),
+            &PolicyTexts::new(),
+        );
+        assert!(matches!(ok, Ok(Program::Cue(_))));
+        let err = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &cue("x: [for v in y {v}]"),
+            &PolicyTexts::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "spec.policy: failed to compile the cue policy with error: line 1: unsupported CUE construct: for comprehensions"
+        );
+        let err = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &rego("package x"),
+            &PolicyTexts::new(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("spec.policy: rego policy \"p spec.policy\" must be"),
@@ -381,6 +422,7 @@ mod tests {
         let ok = Program::compile(
             "p",
             "spec.policy",
+            "ClusterImagePolicy",
             &rego("package sigstore\nisCompliant = true"),
             &PolicyTexts::new(),
         );
@@ -408,7 +450,8 @@ mod tests {
             ),
         ];
         for (policy, want) in rows {
-            let program = Program::compile("p", "spec.policy", &policy, &PolicyTexts::new()).unwrap();
+            let program =
+                Program::compile("p", "spec.policy", "ClusterImagePolicy", &policy, &PolicyTexts::new()).unwrap();
             match program.evaluate(json!({})).await {
                 Verdict::Deny { error, .. } => assert!(error.contains(want), "{error}"),
                 other => panic!("{want}: {other:?}"),
@@ -436,16 +479,37 @@ mod tests {
             (source("gone"), Err("ConfigMap \"gone\" not found".to_string())),
             (source("broken"), Ok("package elsewhere".to_string())),
         ]);
-        let good = Program::compile("p", "spec.policy", &from_config_map("good"), &texts).unwrap();
+        let good = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &from_config_map("good"),
+            &texts,
+        )
+        .unwrap();
         assert!(matches!(good.evaluate(json!({})).await, Verdict::Allow { .. }));
-        let gone = Program::compile("p", "spec.policy", &from_config_map("gone"), &texts).unwrap();
+        let gone = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &from_config_map("gone"),
+            &texts,
+        )
+        .unwrap();
         match gone.evaluate(json!({})).await {
             Verdict::Deny { error, .. } => {
                 assert_eq!(error, "spec.policy.configMapRef: ConfigMap \"gone\" not found")
             }
             other => panic!("{other:?}"),
         }
-        let broken = Program::compile("p", "spec.policy", &from_config_map("broken"), &texts).unwrap_err();
+        let broken = Program::compile(
+            "p",
+            "spec.policy",
+            "ClusterImagePolicy",
+            &from_config_map("broken"),
+            &texts,
+        )
+        .unwrap_err();
         assert!(broken.to_string().starts_with("spec.policy: rego policy"), "{broken}");
     }
 

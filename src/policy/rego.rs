@@ -117,7 +117,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn deny(error: impl Into<String>) -> Self {
+    pub fn deny(error: impl Into<String>) -> Self {
         Verdict::Deny {
             error: error.into(),
             warning: None,
@@ -207,37 +207,44 @@ impl RegoPolicy {
 
     /// Evaluates on a bounded evaluation thread; denies when no answer comes in time.
     pub async fn evaluate(&self, input: serde_json::Value) -> Verdict {
-        let deadline = tokio::time::Instant::now() + LIMITS.deadline;
-        let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, SLOTS.acquire()).await else {
-            tracing::warn!(policy = %self.name, "every rego evaluation slot is busy");
-            return Verdict::deny(format!(
-                "rego evaluation denied: all {} evaluation slots are busy with earlier evaluations",
-                LIMITS.concurrent
-            ));
-        };
-        let (sender, receiver) = tokio::sync::oneshot::channel();
         let policy = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("signet-rego".into())
-            .stack_size(LIMITS.stack_bytes)
-            .spawn(move || {
-                // Held until evaluation really ends, also after admission stopped waiting.
-                let _permit = permit;
-                let _ = sender.send(policy.evaluate_blocking(&input));
-            });
-        if let Err(e) = spawned {
-            return Verdict::deny(format!("rego evaluation could not start: {e}"));
-        }
-        match tokio::time::timeout_at(deadline, receiver).await {
-            Ok(Ok(verdict)) => verdict,
-            Ok(Err(_)) => Verdict::deny("rego evaluation stopped without an answer"),
-            Err(_) => {
-                tracing::warn!(policy = %self.name, limit_ms = LIMITS.deadline.as_millis() as u64, "rego evaluation cut off");
-                Verdict::deny(format!(
-                    "rego evaluation took longer than {} ms and was cut off",
-                    LIMITS.deadline.as_millis()
-                ))
-            }
+        run_bounded("rego", &self.name, move || policy.evaluate_blocking(&input)).await
+    }
+}
+
+/// Runs one policy evaluation (`engine` says which language, `name` which policy) on its
+/// own thread under [`LIMITS`]: at most [`Limits::concurrent`] such threads at once, and
+/// admission waits at most [`Limits::deadline`], then denies.
+pub async fn run_bounded(engine: &'static str, name: &str, work: impl FnOnce() -> Verdict + Send + 'static) -> Verdict {
+    let deadline = tokio::time::Instant::now() + LIMITS.deadline;
+    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, SLOTS.acquire()).await else {
+        tracing::warn!(policy = %name, engine, "every policy evaluation slot is busy");
+        return Verdict::deny(format!(
+            "{engine} evaluation denied: all {} evaluation slots are busy with earlier evaluations",
+            LIMITS.concurrent
+        ));
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("signet-{engine}"))
+        .stack_size(LIMITS.stack_bytes)
+        .spawn(move || {
+            // Held until evaluation really ends, also after admission stopped waiting.
+            let _permit = permit;
+            let _ = sender.send(work());
+        });
+    if let Err(e) = spawned {
+        return Verdict::deny(format!("{engine} evaluation could not start: {e}"));
+    }
+    match tokio::time::timeout_at(deadline, receiver).await {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(_)) => Verdict::deny(format!("{engine} evaluation stopped without an answer")),
+        Err(_) => {
+            tracing::warn!(policy = %name, engine, limit_ms = LIMITS.deadline.as_millis() as u64, "policy evaluation cut off");
+            Verdict::deny(format!(
+                "{engine} evaluation took longer than {} ms and was cut off",
+                LIMITS.deadline.as_millis()
+            ))
         }
     }
 }
@@ -324,7 +331,7 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// `Some(limit)` when `value`'s JSON is longer than `limit` bytes; stops writing at the limit.
-fn json_size_over(value: &Value, limit: usize) -> Option<usize> {
+pub fn json_size_over(value: &impl serde::Serialize, limit: usize) -> Option<usize> {
     struct Capped(usize);
     impl Write for Capped {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -209,7 +209,7 @@ impl CompiledPolicy {
         let program = spec
             .policy
             .as_ref()
-            .map(|policy| Program::compile(&name, "spec.policy", policy, texts))
+            .map(|policy| Program::compile(&name, "spec.policy", "ClusterImagePolicy", policy, texts))
             .transpose()
             .map_err(|e| fail(e.to_string()))?;
         for warning in &warnings {

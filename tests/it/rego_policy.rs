@@ -1,5 +1,6 @@
-//! Rego policies: policy-controller's fixture policies load (or are rejected for CUE with a
-//! clear reason), and a CIP-level `spec.policy` decides admission end to end over HTTPS.
+//! Rego and CUE policies: policy-controller's fixture policies load as written, their CUE
+//! attestation policies decide signed attestations end to end, and a CIP-level
+//! `spec.policy` decides admission end to end over HTTPS.
 
 use crate::signet_server;
 use crate::support;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use signet::api::{Document, parse_documents};
+use signet::policy::program::Program;
 use signet::policy::snapshot::PolicySnapshot;
 use signet_server::{
     Signet, assert_allowed, assert_denied, decide, indent, key_policy, pod_review, policy_dir, review_for,
@@ -63,27 +65,19 @@ fn snapshot(name: &str, text: &str) -> PolicySnapshot {
     PolicySnapshot::build(policies)
 }
 
-/// Every fixture policy is CUE: each is rejected at load time naming the CUE policy's field,
-/// never half-enforced. The same policies with the CUE replaced by Rego compile, and their
-/// predicate types are URIs (short names with a deprecation warning).
+/// Every fixture policy with attestations, Rego, SBOMs or fetched policy text loads as
+/// written, CUE included (a text that lives in a ConfigMap or at a URL waits for it, as
+/// policy-controller does); predicate types are URIs, short names with a deprecation warning.
 #[test]
-fn fixture_policies_load_or_are_rejected_for_cue() {
+fn fixture_policies_load_as_written() {
     let Some(dir) = fixture_dir() else { return };
     let fixtures = policy_fixtures(&dir);
     assert!(fixtures.len() >= 8, "{fixtures:?}");
+    let mut cue_programs = 0;
     for (name, text) in &fixtures {
         let loaded = snapshot(name, text);
-        assert!(loaded.policies.is_empty(), "{name}: a CUE policy was enforced");
-        for rejected in &loaded.rejected {
-            assert!(
-                rejected.error.contains("policy: CUE policies are not supported"),
-                "{name}: {}",
-                rejected.error
-            );
-        }
-        let rego = cue_to_rego(text, |_| "package sigstore\nisCompliant = true".to_string());
-        let loaded = snapshot(name, &rego);
         assert!(loaded.rejected.is_empty(), "{name}: {:?}", loaded.rejected);
+        assert!(!loaded.policies.is_empty(), "{name}");
         for policy in &loaded.policies {
             for authority in &policy.authorities {
                 for attestation in &authority.attestations {
@@ -92,6 +86,7 @@ fn fixture_policies_load_or_are_rejected_for_cue() {
                         "{name}: {attestation:?}"
                     );
                     assert!(attestation.program.is_some(), "{name}");
+                    cue_programs += matches!(attestation.program, Some(Program::Cue(_))) as usize;
                 }
             }
             let short_names = text.contains("predicateType: spdxjson");
@@ -102,34 +97,7 @@ fn fixture_policies_load_or_are_rejected_for_cue() {
             );
         }
     }
-}
-
-/// The fixture with every CUE policy turned into Rego: `type: rego`, and each `data: |` block
-/// replaced, in order, by `rego(i)` (the i-th policy body) with the same indentation.
-fn cue_to_rego(text: &str, rego: impl Fn(usize) -> String) -> String {
-    let text = text
-        .replace("type: cue", "type: rego")
-        .replace("type: \"cue\"", "type: rego");
-    let mut out = Vec::new();
-    let mut skipping: Option<usize> = None;
-    let mut bodies = 0;
-    for line in text.lines() {
-        let indent = line.len() - line.trim_start().len();
-        if let Some(body) = skipping {
-            if line.trim().is_empty() || indent >= body {
-                continue;
-            }
-            skipping = None;
-        }
-        out.push(line.to_string());
-        if is_policy_data(line, &out) {
-            let pad = " ".repeat(indent + 2);
-            out.extend(rego(bodies).lines().map(|l| format!("{pad}{l}")));
-            bodies += 1;
-            skipping = Some(indent + 2);
-        }
-    }
-    out.join("\n") + "\n"
+    assert!(cue_programs >= 8, "{cue_programs} CUE attestation policies compiled");
 }
 
 /// The fixture with each PEM public key replaced by `pem`, at the same indentation.
@@ -154,17 +122,6 @@ fn with_public_key(text: &str, pem: &str) -> String {
 
 fn read_fixture(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// A `data: |` under a `policy:` (not a key's PEM data).
-fn is_policy_data(line: &str, previous: &[String]) -> bool {
-    line.trim() == "data: |"
-        && previous
-            .iter()
-            .rev()
-            .skip(1)
-            .find(|l| !l.trim().is_empty())
-            .is_some_and(|l| l.trim().starts_with("type:") || l.trim().starts_with("fetchConfigFile"))
 }
 
 /// A keyed authority and a Rego `spec.policy` over the pod's metadata: a signed image in a
@@ -302,28 +259,22 @@ async fn fetch_config_file_gives_the_policy_every_platforms_config() {
     );
 }
 
-/// Two of policy-controller's attestation fixtures, as written except for what cannot carry
-/// over: the key is the test's, the CUE bodies are translated into Rego by hand (same checks),
-/// and the SBOM example's `**` glob is narrowed to `**sbom**` so the two policies do not both
-/// match every image. The key fixture (`.att` layout, with a Rekor SET for its `ctlog`)
-/// admits the custom predicate it asks for, denies another one with its policy's own error,
-/// and denies a signed image without attestations by the attestation's name; the SBOM example
-/// (a bundle attached as a referrer, predicate type short name `spdxjson`) admits an SPDX
-/// attestation and denies an image that only has provenance.
+/// Two of policy-controller's attestation fixtures, with their CUE policies as written; only
+/// the key is the test's, and the SBOM example's `**` glob is narrowed to `**sbom**` so the
+/// two policies do not both match every image. The key fixture (`.att` layout, with a Rekor
+/// SET for its `ctlog`) admits the custom predicate its CUE asks for, denies another one with
+/// CUE's conflict naming the field, and denies a signed image without attestations by the
+/// attestation's name; the SBOM example (a bundle attached as a referrer, predicate type
+/// short name `spdxjson`) admits an SPDX attestation and denies an image that only has
+/// provenance.
 #[tokio::test]
-async fn fixture_attestation_policies_decide_as_their_cue_intends() {
+async fn fixture_attestation_policies_decide_with_their_cue() {
     let Some(fixtures) = fixture_dir() else { return };
     if !require_tools() {
         return;
     }
     const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
     const SPDX: &str = "https://spdx.dev/Document";
-    let custom_rego = format!(
-        "package sigstore\ndefault isCompliant = {{\"result\": false, \"error\": \"the custom predicate's Data is not 'foobar key e2e test'\"}}\nisCompliant = {{\"result\": true}} {{\n  input.predicateType == \"{CUSTOM}\"\n  input.predicate.Data == \"foobar key e2e test\"\n}}"
-    );
-    let spdx_rego = format!(
-        "package sigstore\ndefault isCompliant = {{\"result\": false, \"error\": \"not an SPDX document\"}}\nisCompliant = {{\"result\": true}} {{\n  input.predicateType == \"{SPDX}\"\n}}"
-    );
     let registry = Registry::plain();
     let host = registry.host();
     let key = TestKey::generate();
@@ -351,14 +302,9 @@ async fn fixture_attestation_policies_decide_as_their_cue_intends() {
     image_with_bundled_attestation(&registry, "sbom/provenance-only", &key, &rekor, provenance, &json!({})).await;
 
     let key_fixture = read_fixture(&fixtures, "e2e__cip-key-with-attestations.yaml");
-    let key_fixture = cue_to_rego(&with_public_key(&key_fixture, &key.public_pem()), |_| {
-        custom_rego.clone()
-    });
+    let key_fixture = with_public_key(&key_fixture, &key.public_pem());
     let sbom_fixture = read_fixture(&fixtures, "examples__custom-key-attestation-sbom-spdxjson.yaml");
-    let sbom_fixture = cue_to_rego(&with_public_key(&sbom_fixture, &key.public_pem()), |_| {
-        spdx_rego.clone()
-    })
-    .replace("glob: \"**\"", "glob: \"**sbom**\"");
+    let sbom_fixture = with_public_key(&sbom_fixture, &key.public_pem()).replace("glob: \"**\"", "glob: \"**sbom**\"");
     let dir = policy_dir(&[&key_fixture, &sbom_fixture]);
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("trusted_root.json");
@@ -373,7 +319,8 @@ async fn fixture_attestation_policies_decide_as_their_cue_intends() {
         &[
             "image-policy-key-with-attestations",
             "attestation \"custom-match-predicate\" failed its policy",
-            "the custom predicate's Data is not 'foobar key e2e test'",
+            "failed evaluating cue policy for custom-match-predicate: failed to evaluate the policy with error: \
+             predicate.Data: conflicting values \"foobar key e2e test\" and \"something else\"",
         ],
     );
     assert_denied(
