@@ -17,6 +17,7 @@ mod caching;
 mod cli_output;
 mod cluster;
 mod conformance;
+mod cue_oracle;
 mod deploy;
 mod digests;
 mod fan_out;

@@ -75,7 +75,9 @@ impl Atom {
         match self {
             Atom::Kinds(kinds) => *kinds,
             Atom::Bound(BoundOp::Match | BoundOp::NotMatch, _) => Kinds::STRING.and(Kinds::ALL),
-            Atom::Bound(BoundOp::Ne, _) => Kinds::ALL,
+            // `!=null` admits every kind; `!=0` only numbers, `!="a"` only strings.
+            Atom::Bound(BoundOp::Ne, Value::Null) => Kinds::ALL,
+            Atom::Bound(BoundOp::Ne, Value::Bool(_)) => Kinds::BOOL,
             Atom::Bound(_, value) => match value {
                 Value::Str(_) => Kinds::STRING,
                 _ => Kinds::NUMBER,
