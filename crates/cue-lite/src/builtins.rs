@@ -116,7 +116,11 @@ pub fn validate(func: Func, args: &[Value], value: &Value) -> Result<(), String>
             let Value::Str(text) = value else { return Ok(()) };
             match parse_time(layout, text) {
                 Ok(_) => Ok(()),
-                Err(why) => fail(why),
+                Err(_) => fail(format!(
+                    "error in call to {}: invalid time {}",
+                    func.name(),
+                    crate::value::quote(text)
+                )),
             }
         }
         _ => Ok(()),

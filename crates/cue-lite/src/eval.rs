@@ -98,8 +98,13 @@ enum Target {
     Value(Value),
 }
 
+/// Deepest recursion of evaluation (nested values, chains of references): far above what
+/// input JSON (128 levels) and a policy (64 levels) need, and within an 8 MiB stack.
+const MAX_DEPTH: usize = 400;
+
 pub struct Evaluator {
     vertices: Vec<Vertex>,
+    depth: usize,
     /// Vertices whose conjuncts are being copied (a reference cycle stops here).
     following: Vec<VertexId>,
     steps: u64,
@@ -113,6 +118,7 @@ impl Evaluator {
     pub fn new(limits: Limits) -> Self {
         Evaluator {
             vertices: Vec::new(),
+            depth: 0,
             following: Vec::new(),
             steps: 0,
             limits,
@@ -228,7 +234,25 @@ impl Evaluator {
         }
     }
 
+    /// Runs `step` one level deeper; past [`MAX_DEPTH`] the evaluation stops (an error ends
+    /// it, so the depth need not be restored then).
+    fn deeper<T>(&mut self, step: impl FnOnce(&mut Self) -> Step<T>) -> Step<T> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(EvalError::Limit(format!(
+                "values or references nested deeper than {MAX_DEPTH}"
+            )));
+        }
+        let result = step(self)?;
+        self.depth -= 1;
+        Ok(result)
+    }
+
     fn add(&mut self, v: VertexId, c: Conjunct) -> Step<()> {
+        self.deeper(|this| this.add_conjunct(v, c))
+    }
+
+    fn add_conjunct(&mut self, v: VertexId, c: Conjunct) -> Step<()> {
         self.tick()?;
         match c.expr.as_ref() {
             Expr::Struct(lit) => {
@@ -490,6 +514,10 @@ impl Evaluator {
     /// The value of `v`, evaluated once (until new conjuncts arrive): `Err` holds the faults
     /// of `v` and everything under it.
     fn finalize(&mut self, v: VertexId) -> Step<Result<Value, Vec<Fault>>> {
+        self.deeper(|this| this.finalize_vertex(v))
+    }
+
+    fn finalize_vertex(&mut self, v: VertexId) -> Step<Result<Value, Vec<Fault>>> {
         match &self.vertices[v].state {
             State::Done(result) => return Ok(result.clone()),
             State::Finalizing | State::Expanding => return Ok(Ok(Value::Incomplete("cycle".into()))),
@@ -758,6 +786,10 @@ impl Evaluator {
 
     /// The value of an expression evaluated on its own (conditions, arguments, operands).
     fn value_of(&mut self, expr: &Rc<Expr>, env: &Env) -> Step<Result<Value, Vec<Fault>>> {
+        self.deeper(|this| this.evaluate_expr(expr, env))
+    }
+
+    fn evaluate_expr(&mut self, expr: &Rc<Expr>, env: &Env) -> Step<Result<Value, Vec<Fault>>> {
         self.tick()?;
         let bottom = |message: String| {
             Ok(Err(vec![Fault {

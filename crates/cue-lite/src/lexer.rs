@@ -163,7 +163,7 @@ impl Lexer {
         if text.starts_with("_#") || text.starts_with("#_") || (text.starts_with('_') && text.len() > 1) {
             return Err(CompileError::unsupported(line, &format!("hidden fields ({text})")));
         }
-        if text.contains('#') && !text.starts_with('#') || text[1..].contains('#') {
+        if text.chars().skip(1).any(|c| c == '#') {
             return Err(CompileError::syntax(line, &format!("illegal identifier {text}")));
         }
         Ok(match text.strip_prefix('#') {

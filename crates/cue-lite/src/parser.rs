@@ -293,6 +293,9 @@ impl<'t> Parser<'t> {
         if self.is("[") {
             return Err(CompileError::unsupported(line, "pattern constraints ([…]: T)"));
         }
+        if matches!(self.peek(), Tok::Ident(_)) && matches!(self.peek_at(1), Tok::Punct("=")) {
+            return Err(CompileError::unsupported(line, "aliases (X=…)"));
+        }
         if self.is("(") && self.is_dynamic_label() {
             return Err(CompileError::unsupported(line, "dynamic labels ((…): T)"));
         }
