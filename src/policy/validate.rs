@@ -336,7 +336,7 @@ fn is_host_port(text: &str) -> bool {
 
 fn check_keyless(k: &KeylessRef, base: &str, errs: &mut Errors) {
     if let Some(url) = set(&k.url) {
-        check_url(url, format!("{base}.url"), errs);
+        check_fulcio_url(url, format!("{base}.url"), errs);
     }
     let (has_url, has_ca) = (set(&k.url).is_some(), k.ca_cert.is_some());
     let has_trust_root = set(&k.trust_root_ref).is_some();
@@ -591,6 +591,21 @@ fn check_match(m: &MatchResource, base: &str, errs: &mut Errors) {
     if m.selector.is_some() && group.is_none() && version.is_none() && resource.is_none() {
         let why = "selector requires a resource type to match the labels".to_string();
         errs.add(format!("{base}.resource"), MISSING, Some(why));
+    }
+}
+
+/// `keyless.url` names the Fulcio instance; signet never contacts it (certificates are checked
+/// against the trust root), so it accepts what policy-controller (Go's URL parser) accepts,
+/// such as the catalog's templates with `https://<sigstore-hostname-instance>`: an http(s)
+/// URL with a host and no whitespace.
+fn check_fulcio_url(url: &str, path: String, errs: &mut Errors) {
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|host| !host.is_empty());
+    if host.is_none() || url.chars().any(char::is_whitespace) {
+        errs.invalid(path, url, "expected an http(s) URL".to_string());
     }
 }
 
@@ -927,6 +942,11 @@ mod tests {
             k.url = Some("not a url".into());
         }
         assert!(errors(&spec_with(authority.clone())).has_path("spec.authorities[0].keyless.url"));
+        // A placeholder host, as in the policy catalog's templates, is what Go's parser takes.
+        if let Some(k) = authority.keyless.as_mut() {
+            k.url = Some("https://<sigstore-hostname-instance>".into());
+        }
+        assert_eq!(validate_policy(&spec_with(authority.clone())), Ok(()));
         if let Some(k) = authority.keyless.as_mut() {
             k.url = None;
             k.ca_cert = Some(KeyRef {

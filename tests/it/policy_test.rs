@@ -320,3 +320,44 @@ async fn pod_cases_are_decided_through_validate() {
         wrong.join("\n")
     );
 }
+
+/// The policy catalog's own check (`policies_test.go`): every policy file is a valid
+/// ClusterImagePolicy. signet loads each one, CUE and Rego included, without rejecting any.
+#[test]
+fn every_catalog_policy_loads() {
+    let Some(fixtures) = support::fixtures_dir() else {
+        return;
+    };
+    let root = fixtures.join("cue-policies/policy-catalog/policies");
+    let mut files = Vec::new();
+    let mut folders = vec![root];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("testdata") {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 57, "{} catalog policies", files.len());
+    let mut loaded = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let documents = signet::api::parse_documents(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let policies = documents.into_iter().filter_map(|d| match d {
+            signet::api::Document::Policy(p) => Some(p),
+            _ => None,
+        });
+        let snapshot = signet::policy::snapshot::PolicySnapshot::build(policies);
+        assert!(
+            snapshot.rejected.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            snapshot.rejected
+        );
+        loaded += snapshot.policies.len();
+    }
+    assert_eq!(loaded, files.len(), "one ClusterImagePolicy per file");
+}
