@@ -22,7 +22,7 @@ use crate::cluster::ClusterAccess;
 use crate::metrics::Metrics;
 use crate::policy::evaluate::{AuthorityCheck, RequestContext, Verifier};
 use crate::policy::failure::AuthorityFailure;
-use crate::policy::judge::{Checker, Found, Judge, KeylessChecker, Misses};
+use crate::policy::judge::{Checker, Judge, KeylessChecker, Matched, Misses};
 use crate::policy::program::AuthorityMatch;
 use crate::policy::reference::ImageRef;
 use crate::policy::snapshot::AuthorityKind;
@@ -372,7 +372,7 @@ impl RegistryVerifier {
         if judge.wants_attestations() {
             self.judge_attestations(check, &judge).await
         } else {
-            let found = |(detail, signature): Found| (detail, AuthorityMatch::Signatures(vec![signature]));
+            let found = |(detail, signatures): Matched| (detail, AuthorityMatch::Signatures(signatures));
             self.find_signature(check, &judge).await.map(found)
         }
     }
@@ -380,7 +380,7 @@ impl RegistryVerifier {
     /// Legacy `.sig` signatures first, then Sigstore bundles attached as referrers (cosign
     /// v3), in each place the authority names, as far as its `signatureFormat` allows. The
     /// bundles of a place are fetched only when its `.sig` signatures did not do.
-    async fn find_signature(&self, check: &AuthorityCheck<'_>, judge: &Judge<'_>) -> Result<Found, AuthorityFailure> {
+    async fn find_signature(&self, check: &AuthorityCheck<'_>, judge: &Judge<'_>) -> Result<Matched, AuthorityFailure> {
         let formats = judge.formats();
         let mut misses = Misses::default();
         for location in signature_locations(check.image, &check.authority.spec) {

@@ -60,6 +60,11 @@ impl KeylessChecker {
 /// A verified signature: what to say about it, and how `spec.policy` sees it.
 pub type Found = (String, PolicySignature);
 
+/// The verified signatures of one place: what to say about the first, and every one as
+/// `spec.policy` sees them (policy-controller passes all that verify, so a policy can count
+/// them).
+pub type Matched = (String, Vec<PolicySignature>);
+
 /// A verified in-toto statement, parsed, as JSON (what attestation policies read) and as
 /// signed (the `payload` a `spec.policy` sees, as in policy-controller).
 pub struct VerifiedStatement {
@@ -134,48 +139,57 @@ impl Judge<'_> {
         }
     }
 
-    /// cosign's `.sig` layers at one place (`place` describes it): the first good one.
-    pub fn signature_layers(&self, place: &str, layers: &[SignatureLayer]) -> Result<Found, Misses> {
+    /// cosign's `.sig` layers at one place (`place` describes it): every good one.
+    pub fn signature_layers(&self, place: &str, layers: &[SignatureLayer]) -> Result<Matched, Misses> {
         if layers.is_empty() {
             return Err(Misses::nothing(format!("no signatures found at {place}")));
         }
         let mut reasons = Vec::new();
+        let mut matched: Option<Matched> = None;
         for (index, layer) in layers.iter().enumerate() {
             match self.check_layer(layer) {
                 Ok((detail, signature)) => {
-                    let detail = format!("signature {} at {place}: {detail}", layer.layer_digest);
-                    return Ok((detail, signature));
+                    let (_, signatures) = matched.get_or_insert_with(|| {
+                        (
+                            format!("signature {} at {place}: {detail}", layer.layer_digest),
+                            Vec::new(),
+                        )
+                    });
+                    signatures.push(signature);
                 }
                 Err(why) => reasons.push(format!("signature {} of {}: {why}", index + 1, layers.len())),
             }
         }
-        Err(Misses {
+        matched.ok_or(Misses {
             reasons,
             found_any: true,
         })
     }
 
-    /// Sigstore bundles referring to the image at one place: the first good one.
-    pub fn attached_bundles(&self, place: &str, bundles: &[AttachedBundle]) -> Result<Found, Misses> {
+    /// Sigstore bundles referring to the image at one place: every good one.
+    pub fn attached_bundles(&self, place: &str, bundles: &[AttachedBundle]) -> Result<Matched, Misses> {
         if bundles.is_empty() {
             return Err(Misses::nothing(format!("no Sigstore bundles found in {place}")));
         }
         let mut reasons = Vec::new();
+        let mut matched: Option<Matched> = None;
         for attached in bundles {
             match self.check_bundle(&attached.json) {
                 Ok(verified) => {
-                    let detail = format!(
-                        "bundle {} in {place}: {}",
-                        attached.manifest_digest,
-                        verified.describe()
-                    );
                     let signature = policy_signature(&attached.manifest_digest, verified.identity.as_ref());
-                    return Ok((detail, signature));
+                    let (_, signatures) = matched.get_or_insert_with(|| {
+                        let detail = verified.describe();
+                        (
+                            format!("bundle {} in {place}: {detail}", attached.manifest_digest),
+                            Vec::new(),
+                        )
+                    });
+                    signatures.push(signature);
                 }
                 Err(why) => reasons.push(format!("bundle {}: {why}", attached.manifest_digest)),
             }
         }
-        Err(Misses {
+        matched.ok_or(Misses {
             reasons,
             found_any: true,
         })
@@ -564,7 +578,7 @@ mod tests {
         }
     }
 
-    fn judge_layers(extra: &str, layers: &[SignatureLayer]) -> Result<Found, AuthorityFailure> {
+    fn judge_layers(extra: &str, layers: &[SignatureLayer]) -> Result<Matched, AuthorityFailure> {
         let authority = authority(extra);
         let timestamps = if extra.contains("rfc3161timestamp") {
             Timestamps::Required
@@ -675,10 +689,10 @@ mod tests {
         for (case, extra, layers, expected) in cases {
             let judged = judge_layers(extra, &layers);
             match (judged, expected) {
-                (Ok((detail, signature)), Ok(part)) => {
+                (Ok((detail, signatures)), Ok(part)) => {
                     assert!(detail.contains(part), "{case}: {detail}");
                     assert!(detail.contains(PLACE), "{case}: {detail}");
-                    assert_eq!(signature.id, "aaaa", "{case}");
+                    assert_eq!(signatures[0].id, "aaaa", "{case}");
                 }
                 (Err(failure), Err((label, part))) => {
                     assert_eq!(failure.metric_label(), label, "{case}: {failure}");

@@ -16,8 +16,9 @@ use signet_server::{
     static_rego_policy,
 };
 use support::{
-    Registry, SignOptions, TestKey, attest_legacy, build_image, build_multiarch_index, image_with_bundled_attestation,
-    require_tools, sign_image, statement_with, trusted_root_json,
+    MockSigstore, Registry, SignOptions, TestKey, attest_and_attach_as, attest_legacy, build_image,
+    build_multiarch_index, image_with_bundled_attestation, require_tools, sign_image, sign_keyless_with,
+    statement_with, trusted_root_json,
 };
 
 fn fixture_dir() -> Option<PathBuf> {
@@ -342,6 +343,99 @@ async fn fixture_attestation_policies_decide_with_their_cue() {
         log.contains("the short name \\\"spdxjson\\\" is deprecated")
             || log.contains("the short name \"spdxjson\" is deprecated"),
         "the short name is warned about: {log}"
+    );
+}
+
+/// policy-controller's fixture with four authorities and CUE everywhere
+/// (`e2e__cip-requires-two-signatures-and-two-attestations.yaml`), as written except for the
+/// keys (the test's). Keyless signatures and attestations come from the local mock Fulcio
+/// and Rekor for the fixture's identity (the `default` ServiceAccount of a cluster), the
+/// attestations from sigstore-js as referrer bundles; key ones in cosign's `.sig` and `.att`
+/// layouts with a Rekor SET. An image with everything the policy asks for is admitted: both
+/// keyless attestations pass their CUE (the vuln scan's times between two `time.Parse`
+/// bounds), and the CIP-level CUE counts what each authority matched. The same image with
+/// a second key signature is denied by the CIP-level policy's `list.MaxItems(1)`.
+#[tokio::test]
+async fn four_authority_fixture_runs_its_cue_end_to_end() {
+    let Some(fixtures) = fixture_dir() else { return };
+    if !require_tools() {
+        return;
+    }
+    let Some(mock) = MockSigstore::start() else { return };
+    const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+    const SUBJECT: &str = "https://kubernetes.io/namespaces/default/serviceaccounts/default";
+    const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
+    const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+    let vuln_predicate = fixtures.join("../cue-policies/cosign/attestations__vuln-predicate.json");
+    let vuln_predicate: Value = serde_json::from_slice(&std::fs::read(vuln_predicate).unwrap()).unwrap();
+    let registry = Registry::htpasswd("testuser", "testpass");
+    let host = registry.host();
+    let key = TestKey::generate();
+    let rekor = TestKey::generate();
+    let now = "2026-11-30T10:00:00Z";
+
+    let mut images = Vec::new();
+    for (repo, key_signatures) in [("ci/demo-complete", 1), ("ci/demo-two-key-signatures", 2)] {
+        let digest = build_image(&registry, repo, "v1", repo);
+        for n in 0..key_signatures {
+            // Each signature over its own payload (an annotation), so they are two layers.
+            let options = SignOptions {
+                rekor: Some(&rekor),
+                append: n > 0,
+                annotations: [("n".to_string(), n.to_string())].into(),
+                ..Default::default()
+            };
+            sign_image(&registry, repo, &digest, &key, &options).await;
+        }
+        sign_keyless_with(&registry, repo, &digest, &mock, SUBJECT, ISSUER, &["--append"]);
+        let custom = |data: &str| json!({"Data": data, "Timestamp": now});
+        let statement = statement_with(repo, &digest, CUSTOM, &custom("foobar key e2e test"));
+        attest_legacy(&registry, repo, &digest, &key, &statement, Some(&rekor)).await;
+        let signer = Some((ISSUER, SUBJECT));
+        attest_and_attach_as(
+            &registry,
+            repo,
+            &digest,
+            &mock,
+            CUSTOM,
+            &custom("foobar e2e test"),
+            signer,
+        );
+        attest_and_attach_as(&registry, repo, &digest, &mock, VULN, &vuln_predicate, signer);
+        images.push(format!("{host}/{repo}:v1"));
+    }
+
+    let scratch = tempfile::tempdir().unwrap();
+    let mut root = mock.trusted_root();
+    let test_log: Value = serde_json::from_str(&trusted_root_json(&rekor)).unwrap();
+    root["tlogs"].as_array_mut().unwrap().push(test_log["tlogs"][0].clone());
+    let root_path = scratch.path().join("trusted_root.json");
+    std::fs::write(&root_path, root.to_string()).unwrap();
+    let (user, pass) = registry.creds().unwrap();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{pass}"));
+    let auth_file = scratch.path().join("config.json");
+    std::fs::write(&auth_file, json!({"auths": {host.clone(): {"auth": auth}}}).to_string()).unwrap();
+    let args = [
+        "--insecure-registry",
+        &host,
+        "--registry-auth-file",
+        auth_file.to_str().unwrap(),
+        "--trust-root",
+        root_path.to_str().unwrap(),
+    ];
+    let fixture = read_fixture(&fixtures, "e2e__cip-requires-two-signatures-and-two-attestations.yaml");
+    let dir = policy_dir(&[&with_public_key(&fixture, &key.public_pem())]);
+    let signet = Signet::start(dir.path(), &args).await;
+
+    assert_allowed(&decide(&signet, dir.path(), &images[0], &args).await);
+    assert_denied(
+        &decide(&signet, dir.path(), &images[1], &args).await,
+        &[
+            "image-policy-requires-two-signatures-two-attestations",
+            "failed evaluating cue policy for ClusterImagePolicy: failed to evaluate the policy with error: \
+             authorityMatches.keysignature.signatures: invalid value",
+            "(does not satisfy list.MaxItems(1)): len(list) > MaxItems(1) (2 > 1)",
+        ],
     );
 }
 
