@@ -28,6 +28,7 @@ mod ast;
 mod builtins;
 mod eval;
 mod lexer;
+mod ops;
 mod parser;
 mod value;
 
