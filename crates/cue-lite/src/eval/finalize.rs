@@ -151,18 +151,19 @@ impl Evaluator {
     fn combine_scalars(&self, v: VertexId) -> Result<Shape, String> {
         let vertex = &self.vertices[v];
         // The kinds every part allows, with a witness of each, for the mismatch message.
+        // In the order CUE names them in a mismatch: values, lists, constraints, structs.
         let mut parts: Vec<(Kinds, String)> = Vec::new();
-        if vertex.is_struct {
-            parts.push((Kinds::STRUCT, "{...}".into()));
+        for value in &vertex.concrete {
+            parts.push((value.kinds(), value.to_string()));
         }
         if !vertex.lists.is_empty() {
             parts.push((Kinds::LIST, "[...]".into()));
         }
-        for value in &vertex.concrete {
-            parts.push((value.kinds(), value.to_string()));
-        }
         for (atom, _) in &vertex.atoms {
             parts.push((atom.kinds(), atom.to_string()));
+        }
+        if vertex.is_struct {
+            parts.push((Kinds::STRUCT, "{...}".into()));
         }
         let mut kinds = Kinds::ALL;
         let mut witness: Option<&(Kinds, String)> = None;
@@ -194,6 +195,7 @@ impl Evaluator {
         }
         let Some(value) = vertex.concrete.first() else {
             let atoms: Vec<Atom> = vertex.atoms.iter().map(|(a, _)| a.clone()).collect();
+            check_bounds_meet(&atoms)?;
             return Ok(Shape::Scalar(if atoms.is_empty() {
                 Value::Top
             } else {
@@ -224,14 +226,22 @@ impl Evaluator {
         self.vertices[v]
             .arcs
             .iter()
-            .filter(|(label, id)| !label.is_definition() && self.vertices[*id].regular)
+            .filter(|(_, id)| self.vertices[*id].regular)
             .cloned()
             .collect()
     }
 
+    /// The struct's fields, each validated; definitions are validated too (CUE reports a
+    /// conflict inside a definition even when nothing uses it) but are not part of the value.
     fn combine_struct(&mut self, v: VertexId, faults: &mut Vec<Fault>) -> Step<Value> {
         let mut fields = Vec::new();
         for (label, child) in self.regular_arcs(v) {
+            if label.is_definition() {
+                if let Err(child_faults) = self.finalize(child)? {
+                    faults.extend(child_faults);
+                }
+                continue;
+            }
             let allowed = self.vertices[v]
                 .closed_by
                 .iter()
@@ -276,4 +286,31 @@ impl Evaluator {
         }
         Ok(Value::List(items))
     }
+}
+
+/// Bounds that no value can meet (`>1 & <0`) conflict even without a value, as in CUE.
+fn check_bounds_meet(atoms: &[Atom]) -> Result<(), String> {
+    use std::cmp::Ordering::*;
+    let bounds = atoms.iter().filter_map(|atom| match atom {
+        Atom::Bound(op @ (BoundOp::Gt | BoundOp::Ge | BoundOp::Lt | BoundOp::Le), limit) => Some((*op, limit)),
+        _ => None,
+    });
+    let (lower, upper): (Vec<_>, Vec<_>) = bounds.partition(|(op, _)| matches!(op, BoundOp::Gt | BoundOp::Ge));
+    for (low_op, low) in &lower {
+        for (up_op, up) in &upper {
+            let empty = match builtins::compare(low, up) {
+                Some(Greater) => true,
+                Some(Equal) => *low_op == BoundOp::Gt || *up_op == BoundOp::Lt,
+                _ => false,
+            };
+            if empty {
+                return Err(format!(
+                    "incompatible bounds {}{low} and {}{up}",
+                    low_op.symbol(),
+                    up_op.symbol()
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -349,7 +349,16 @@ impl Evaluator {
                         closed: c.closed,
                         close_outer: false,
                     };
+                    let before = self.vertices[v].closed_by.len();
                     self.add(v, embedded)?;
+                    // An embedded definition closes the struct around both its own fields
+                    // and those of the struct it is embedded in.
+                    let embedded_closers: Vec<_> = self.vertices[v].closed_by.drain(before..).collect();
+                    for closer in embedded_closers {
+                        let mut widened = StructLit::clone(&closer);
+                        widened.labels.extend(lit.labels.iter().cloned());
+                        self.vertices[v].closed_by.push(Rc::new(widened));
+                    }
                 }
             }
         }
