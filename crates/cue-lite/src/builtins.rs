@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::ast::Func;
+use crate::ast::{Func, Kinds};
 use crate::value::Value;
 
 /// Go's layouts, as CUE's `time` package exports them.
@@ -22,7 +22,17 @@ pub fn call(func: Func, args: &[Value]) -> Result<Value, String> {
         )]));
     }
     let mut concrete = Vec::with_capacity(args.len());
-    for arg in args {
+    for (i, arg) in args.iter().enumerate() {
+        let wanted = argument_kinds(func, i);
+        if arg.kinds().and(wanted).is_empty() && !matches!(arg, Value::Incomplete(_)) {
+            return Err(format!(
+                "cannot use {arg} (type {}) as {} in argument {} to {}",
+                arg.kinds().name(),
+                wanted.name(),
+                i + 1,
+                func.name()
+            ));
+        }
         match arg.concrete() {
             Some(value) => concrete.push(value),
             None => return Ok(Value::Incomplete(format!("{}: non-concrete argument", func.name()))),
@@ -69,6 +79,21 @@ pub fn call(func: Func, args: &[Value]) -> Result<Value, String> {
         }
         Func::Close => Err("close takes a struct".into()),
         _ => Err(format!("{} is a validator", func.name())),
+    }
+}
+
+/// The kinds argument `index` of `func` may have: one that cannot be one of them is an error
+/// even before it is concrete.
+fn argument_kinds(func: Func, index: usize) -> Kinds {
+    match (func, index) {
+        (Func::Len, _) => Kinds(Kinds::STRING.0 | Kinds::BYTES.0 | Kinds::LIST.0 | Kinds::STRUCT.0),
+        (Func::ListContains, 0) | (Func::StringsJoin, 0) => Kinds::LIST,
+        (Func::ListContains, _) => Kinds::ALL,
+        (Func::StringsJoin | Func::StringsHasPrefix | Func::StringsHasSuffix | Func::StringsContains, _) => {
+            Kinds::STRING
+        }
+        (Func::TimeParse, _) => Kinds::STRING,
+        _ => Kinds::ALL,
     }
 }
 

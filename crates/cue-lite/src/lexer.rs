@@ -51,10 +51,12 @@ pub fn lex(source: &str) -> Result<Vec<Token>, CompileError> {
     if stop.is_some() {
         return Err(CompileError::syntax(lexer.line, "unexpected ')'"));
     }
-    tokens.push(Token {
-        tok: Tok::Comma,
-        line: lexer.line,
-    });
+    if ends_declaration(tokens.last()) {
+        tokens.push(Token {
+            tok: Tok::Comma,
+            line: lexer.line,
+        });
+    }
     tokens.push(Token {
         tok: Tok::Eof,
         line: lexer.line,

@@ -77,6 +77,7 @@ impl Evaluator {
                 match self.resolve(expr, env)? {
                     Target::Value(value) => value,
                     Target::Vertex(target, _) => return self.finalize(target),
+                    Target::Error(message) => return bottom(message),
                 }
             }
             Expr::Struct(_) | Expr::List(..) | Expr::Unify(..) | Expr::Disjunction(_) => {
@@ -103,11 +104,20 @@ impl Evaluator {
                         Some(Value::Int(i)) => text.push_str(&i.to_string()),
                         Some(Value::Float(f)) => text.push_str(&crate::value::format_float(*f)),
                         Some(Value::Bool(b)) => text.push_str(&b.to_string()),
-                        Some(Value::Null) => text.push_str("null"),
                         Some(other) => {
                             return Ok(Err(vec![Fault {
                                 path: String::new(),
                                 message: format!("invalid interpolation: cannot use {other} as a string"),
+                            }]));
+                        }
+                        None if value.kinds().and(interpolable()).is_empty() => {
+                            return Ok(Err(vec![Fault {
+                                path: String::new(),
+                                message: format!(
+                                    "invalid interpolation: cannot use {value} (type {}) as type {}",
+                                    value.kinds().name(),
+                                    interpolable().name()
+                                ),
                             }]));
                         }
                         None => return Ok(Ok(Value::Incomplete("non-concrete interpolation".into()))),
@@ -200,16 +210,35 @@ impl Evaluator {
         match base {
             Target::Vertex(v, through_definition) => {
                 self.expand(v)?;
-                if !self.vertices[v].disjunctions.is_empty() {
-                    let value = flatten(self.finalize(v)?);
-                    return Ok(Target::Value(select_value(&value, label)));
+                // A field being evaluated (a reference back into it) is read as far as it goes.
+                let in_cycle = matches!(self.vertices[v].state, State::Expanding | State::Finalizing);
+                if let Some(child) = self.vertices[v].arc_index.get(label)
+                    && (self.vertices[v].disjunctions.is_empty() || in_cycle)
+                {
+                    return Ok(Target::Vertex(*child, through_definition || label.is_definition()));
                 }
-                match self.vertices[v].arc_index.get(label) {
-                    Some(child) => Ok(Target::Vertex(*child, through_definition || label.is_definition())),
-                    None => Ok(Target::Value(Value::Incomplete(format!("undefined field: {label}")))),
-                }
+                let value = flatten(self.finalize(v)?);
+                let name = self.vertices[v]
+                    .label
+                    .as_ref()
+                    .map(|l| l.to_string())
+                    .unwrap_or_default();
+                self.select_from_value(&name, &value, label)
             }
-            Target::Value(value) => Ok(Target::Value(select_value(&value, label))),
+            Target::Value(value) => self.select_from_value("value", &value, label),
+            Target::Error(message) => Ok(Target::Error(message)),
         }
     }
+
+    fn select_from_value(&mut self, name: &str, value: &Value, label: &Label) -> Step<Target> {
+        Ok(match check_selectable(name, value, label) {
+            Ok(()) => Target::Value(select_value(value, label)),
+            Err(message) => Target::Error(message),
+        })
+    }
+}
+
+/// The kinds a string interpolation takes.
+fn interpolable() -> Kinds {
+    Kinds(Kinds::STRING.0 | Kinds::BYTES.0 | Kinds::NUMBER.0 | Kinds::BOOL.0)
 }

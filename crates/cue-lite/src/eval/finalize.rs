@@ -13,7 +13,11 @@ impl Evaluator {
     fn finalize_vertex(&mut self, v: VertexId) -> Step<Result<Value, Vec<Fault>>> {
         match &self.vertices[v].state {
             State::Done(result) => return Ok(result.clone()),
-            State::Finalizing | State::Expanding => return Ok(Ok(Value::Incomplete("cycle".into()))),
+            // A field read while it is still being evaluated (`a: "v\\(a)"`): what it holds
+            // so far, as CUE reads a partial value, when that is a concrete scalar.
+            State::Finalizing | State::Expanding => {
+                return Ok(Ok(self.partial_value(v)));
+            }
             _ => {}
         }
         self.expand(v)?;
@@ -27,6 +31,16 @@ impl Evaluator {
             self.vertices[v].state = State::Done(result.clone());
         }
         Ok(result)
+    }
+
+    /// What a field being evaluated holds so far, when that is a concrete scalar (CUE reads
+    /// such a partial value; a struct or list in a cycle stays incomplete).
+    fn partial_value(&self, v: VertexId) -> Value {
+        let vertex = &self.vertices[v];
+        match vertex.concrete.first() {
+            Some(value) => value.clone(),
+            None => Value::Incomplete("cycle".into()),
+        }
     }
 
     fn disjunction(&mut self, v: VertexId) -> Step<Result<Value, Vec<Fault>>> {
@@ -65,6 +79,12 @@ impl Evaluator {
         let extra = self.vertices[v].incomplete.clone();
         let mut survivors: Vec<(Value, bool)> = Vec::new();
         let mut failures = Vec::new();
+        // An alternative that refers back to this field (`b: true | *b`), or to the field the
+        // disjunction was copied from, adds nothing.
+        let sources: Vec<VertexId> = self.vertices[v].disjunctions.iter().filter_map(|d| d.via).collect();
+        let following = self.following.len();
+        self.following.push(v);
+        self.following.extend(sources);
         for combo in combos {
             let scratch = self.vertex(parent, label.clone());
             self.vertices[scratch].regular = regular;
@@ -84,6 +104,7 @@ impl Evaluator {
                 Err(faults) => failures.extend(faults),
             }
         }
+        self.following.truncate(following);
         Ok(match survivors.len() {
             0 => {
                 let path = self.path(v);
@@ -242,10 +263,14 @@ impl Evaluator {
                 }
                 continue;
             }
-            let allowed = self.vertices[v]
-                .closed_by
-                .iter()
-                .all(|lit| lit.open || lit.labels.contains(&label));
+            // Every closing definition (or close()) must allow it, through any of its structs.
+            let closers = &self.vertices[v].closed_by;
+            let allowed = closers.iter().all(|(group, _)| {
+                closers
+                    .iter()
+                    .filter(|(g, _)| g == group)
+                    .any(|(_, lit)| lit.open || lit.labels.contains(&label))
+            });
             if !allowed {
                 faults.push(Fault {
                     path: self.path(v),

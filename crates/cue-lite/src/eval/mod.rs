@@ -17,6 +17,9 @@ use crate::value::{Atom, Value, quote};
 use crate::{EvalError, Limits};
 
 type VertexId = usize;
+
+/// The file's top-level struct, unified with the input: the first vertex created.
+const ROOT: VertexId = 0;
 type Env = Option<Rc<Frame>>;
 
 /// One struct literal being evaluated in a vertex: its fields are that vertex's arcs.
@@ -30,17 +33,28 @@ struct Frame {
 struct Conjunct {
     expr: Rc<Expr>,
     env: Env,
-    /// Reached through a definition: its structs are closed, recursively.
-    closed: bool,
+    /// Reached through a definition: its structs are closed, recursively, by that
+    /// definition (the structs of one definition allow each other's fields).
+    closed: Option<Group>,
     /// `close()`: only the outermost struct is closed.
     close_outer: bool,
+    /// The field whose conjuncts this was copied from by a reference: a disjunction copied
+    /// from `b` that refers to `b` again adds nothing there.
+    via: Option<VertexId>,
 }
 
 struct Comprehension {
     condition: Rc<Expr>,
     body: Rc<StructLit>,
     env: Env,
-    closed: bool,
+    closed: Option<Group>,
+}
+
+/// What closes a struct: a definition (its field's vertex), or one `close()` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Definition(VertexId),
+    Close(usize),
 }
 
 struct ListShape {
@@ -89,7 +103,7 @@ struct Vertex {
     leaves: Vec<Conjunct>,
     comprehensions: Vec<Comprehension>,
     comprehensions_done: usize,
-    closed_by: Vec<Rc<StructLit>>,
+    closed_by: Vec<(Group, Rc<StructLit>)>,
     state: State,
 }
 
@@ -97,6 +111,8 @@ struct Vertex {
 enum Target {
     Vertex(VertexId, bool),
     Value(Value),
+    /// Selecting from something that can never be a struct or list.
+    Error(String),
 }
 
 /// Deepest recursion of evaluation (nested values, chains of references): far above what
@@ -105,6 +121,8 @@ const MAX_DEPTH: usize = 400;
 
 pub struct Evaluator {
     vertices: Vec<Vertex>,
+    /// `close()` calls evaluated so far (each closes with a group of its own).
+    closes: usize,
     depth: usize,
     /// Vertices whose conjuncts are being copied (a reference cycle stops here).
     following: Vec<VertexId>,
@@ -122,6 +140,7 @@ impl Evaluator {
     pub fn new(limits: Limits) -> Self {
         Evaluator {
             vertices: Vec::new(),
+            closes: 0,
             depth: 0,
             following: Vec::new(),
             steps: 0,
@@ -133,6 +152,7 @@ impl Evaluator {
     /// Unifies the policy with the input and validates the result: the faults found.
     pub fn run(&mut self, policy: Rc<StructLit>, input: Rc<Expr>) -> Step<Vec<Fault>> {
         let root = self.vertex(None, None);
+        debug_assert_eq!(root, ROOT);
         self.vertices[root].regular = true;
         // The input first, as `cue eval POLICY INPUT` orders them: a conflict then names the
         // policy's value first, as CUE's messages do.
@@ -292,6 +312,7 @@ impl Evaluator {
                 let inner = Conjunct {
                     expr: args[0].clone(),
                     close_outer: true,
+                    via: None,
                     ..c
                 };
                 self.add(v, inner)?;
@@ -310,8 +331,16 @@ impl Evaluator {
 
     fn add_struct(&mut self, v: VertexId, lit: &Rc<StructLit>, c: &Conjunct) -> Step<()> {
         self.vertices[v].is_struct = true;
-        if c.closed || c.close_outer {
-            self.vertices[v].closed_by.push(lit.clone());
+        let group = match (c.closed, c.close_outer) {
+            (Some(group), _) => Some(group),
+            (None, true) => {
+                self.closes += 1;
+                Some(Group::Close(self.closes))
+            }
+            (None, false) => None,
+        };
+        if let Some(group) = group {
+            self.vertices[v].closed_by.push((group, lit.clone()));
         }
         let frame = Some(Rc::new(Frame {
             vertex: v,
@@ -325,7 +354,10 @@ impl Evaluator {
                     if !optional {
                         self.vertices[child].regular = true;
                     }
-                    let closed = c.closed || label.is_definition();
+                    let closed = match label.is_definition() {
+                        true => Some(Group::Definition(child)),
+                        false => c.closed,
+                    };
                     self.push(
                         child,
                         Conjunct {
@@ -333,6 +365,7 @@ impl Evaluator {
                             env: frame.clone(),
                             closed,
                             close_outer: false,
+                            via: None,
                         },
                     );
                 }
@@ -348,16 +381,17 @@ impl Evaluator {
                         env: frame.clone(),
                         closed: c.closed,
                         close_outer: false,
+                        via: None,
                     };
                     let before = self.vertices[v].closed_by.len();
                     self.add(v, embedded)?;
                     // An embedded definition closes the struct around both its own fields
                     // and those of the struct it is embedded in.
                     let embedded_closers: Vec<_> = self.vertices[v].closed_by.drain(before..).collect();
-                    for closer in embedded_closers {
+                    for (group, closer) in embedded_closers {
                         let mut widened = StructLit::clone(&closer);
                         widened.labels.extend(lit.labels.iter().cloned());
-                        self.vertices[v].closed_by.push(Rc::new(widened));
+                        self.vertices[v].closed_by.push((group, Rc::new(widened)));
                     }
                 }
             }
@@ -376,6 +410,7 @@ impl Evaluator {
                     env: c.env.clone(),
                     closed: c.closed,
                     close_outer: false,
+                    via: None,
                 },
             );
         }
@@ -384,6 +419,7 @@ impl Evaluator {
             env: c.env.clone(),
             closed: c.closed,
             close_outer: false,
+            via: None,
         });
         self.vertices[v].lists.push(ListShape {
             len: items.len(),
@@ -424,8 +460,12 @@ impl Evaluator {
                 let mut result = Ok(());
                 for conj in copied {
                     let conj = Conjunct {
-                        closed: conj.closed || c.closed || through_definition,
+                        closed: conj
+                            .closed
+                            .or(c.closed)
+                            .or(through_definition.then_some(Group::Definition(target))),
                         close_outer: conj.close_outer || c.close_outer,
+                        via: Some(target),
                         ..conj
                     };
                     result = self.add(v, conj);
@@ -437,6 +477,10 @@ impl Evaluator {
                 result
             }
             Target::Value(value) => self.add_value(v, value, &c),
+            Target::Error(message) => {
+                self.fault(v, message);
+                Ok(())
+            }
         }
     }
 
@@ -499,6 +543,22 @@ impl Evaluator {
                     self.fault(v, message);
                     false
                 }
+                // A constraint that can never be a bool is a type error, as in CUE.
+                None if value.kinds().and(Kinds::BOOL).is_empty() => {
+                    let message = format!("cannot use {value} (type {}) as type bool", value.kinds().name());
+                    self.fault(v, message);
+                    false
+                }
+                // CUE v0.4 reports a top-level `if` it cannot decide (the file's own fields
+                // depend on it); a nested one waits, as an incomplete value.
+                None if v == ROOT => {
+                    let why = match &value {
+                        Value::Incomplete(why) => why.clone(),
+                        other => format!("non-concrete value {other}"),
+                    };
+                    self.fault(v, format!("incomplete condition of a top-level if: {why}"));
+                    false
+                }
                 None => false,
             },
         };
@@ -512,13 +572,14 @@ impl Evaluator {
         let inner = Conjunct {
             expr: Rc::new(Expr::Struct(body.clone())),
             env,
-            closed: false,
+            closed: None,
             close_outer: false,
+            via: None,
         };
         let closed = comp.closed;
         self.add_struct(v, &body, &Conjunct { closed, ..inner })?;
         let lits = &mut self.vertices[v].closed_by;
-        if closed {
+        if closed.is_some() {
             lits.pop();
         }
         Ok(())
@@ -535,8 +596,9 @@ fn conjunct(expr: Rc<Expr>, env: Env) -> Conjunct {
     Conjunct {
         expr,
         env,
-        closed: false,
+        closed: None,
         close_outer: false,
+        via: None,
     }
 }
 
@@ -561,6 +623,27 @@ fn flatten(result: Result<Value, Vec<Fault>>) -> Value {
         Ok(value) => value,
         Err(faults) => Value::Incomplete(faults.first().map(|f| f.message.clone()).unwrap_or_default()),
     }
+}
+
+/// `Err` when `value` can never have `label` (a field of something that cannot be a
+/// struct, an index of something that cannot be a list), as CUE words it; `name` is what
+/// was selected from.
+fn check_selectable(name: &str, value: &Value, label: &Label) -> Result<(), String> {
+    let value = match value {
+        Value::Disjunction { default: Some(d), .. } => d.as_ref(),
+        other => other,
+    };
+    let (wanted, want) = match label {
+        Label::Index(_) => (Kinds::LIST, "list"),
+        _ => (Kinds::STRUCT, "struct"),
+    };
+    if matches!(value, Value::Top | Value::Incomplete(_)) || !value.kinds().and(wanted).is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid operand {name} (found {}, want {want})",
+        value.kinds().name()
+    ))
 }
 
 fn select_value(value: &Value, label: &Label) -> Value {

@@ -71,7 +71,7 @@ enum Raw {
     Binary(BinOp, Box<Raw>, Box<Raw>),
     Unify(Box<Raw>, Box<Raw>),
     Disjunction(Vec<(Raw, bool)>),
-    Default(Box<Raw>),
+    Default(Box<Raw>, u32),
     Struct(RawStruct),
     List(Vec<Raw>, Option<Box<Raw>>),
 }
@@ -229,7 +229,6 @@ impl<'t> Parser<'t> {
     fn decls(&mut self, close: Option<&str>) -> Result<Vec<RawDecl>, CompileError> {
         let mut decls = Vec::new();
         loop {
-            self.skip_commas();
             match (self.peek(), close) {
                 (Tok::Eof, None) => return Ok(decls),
                 (Tok::Punct(p), Some(c)) if *p == c => {
@@ -240,10 +239,27 @@ impl<'t> Parser<'t> {
                 _ => {}
             }
             decls.push(self.decl()?);
-            if !matches!(self.peek(), Tok::Comma) && !(close.is_some_and(|c| self.is(c))) {
-                return Err(self.unexpected("expected ',' or newline"));
-            }
+            self.separator(close.unwrap_or(""), "expected ',' or newline")?;
         }
+    }
+
+    /// After an element: one `,` (or the newline that stands for it), unless `close` follows.
+    fn separator(&mut self, close: &str, want: &str) -> Result<(), CompileError> {
+        if self.is(close) || matches!(self.peek(), Tok::Eof) && close.is_empty() {
+            return Ok(());
+        }
+        if !self.eat_comma() {
+            return Err(self.unexpected(want));
+        }
+        Ok(())
+    }
+
+    fn eat_comma(&mut self) -> bool {
+        let found = matches!(self.peek(), Tok::Comma);
+        if found {
+            self.pos += 1;
+        }
+        found
     }
 
     fn decl(&mut self) -> Result<RawDecl, CompileError> {
@@ -433,7 +449,7 @@ impl<'t> Parser<'t> {
             return Ok(Raw::Not(Box::new(self.unary()?)));
         }
         if self.eat("*") {
-            return Ok(Raw::Default(Box::new(self.unary()?)));
+            return Ok(Raw::Default(Box::new(self.unary()?), line));
         }
         if self.eat("-") {
             return match self.next() {
@@ -476,14 +492,11 @@ impl<'t> Parser<'t> {
             } else if self.eat("(") {
                 let mut args = Vec::new();
                 loop {
-                    self.skip_commas();
                     if self.eat(")") {
                         break;
                     }
                     args.push(self.expr()?);
-                    if !matches!(self.peek(), Tok::Comma) && !self.is(")") {
-                        return Err(self.unexpected("expected ',' or ')'"));
-                    }
+                    self.separator(")", "expected ',' or ')'")?;
                 }
                 expr = Raw::Call(Box::new(expr), args, line);
             } else {
@@ -558,7 +571,6 @@ impl<'t> Parser<'t> {
         let mut items = Vec::new();
         let mut rest = None;
         loop {
-            self.skip_commas();
             if self.eat("]") {
                 break;
             }
@@ -574,9 +586,7 @@ impl<'t> Parser<'t> {
             } else {
                 items.push(self.expr()?);
             }
-            if !matches!(self.peek(), Tok::Comma) && !self.is("]") {
-                return Err(self.unexpected("expected ',' or ']'"));
-            }
+            self.separator("]", "expected ',' or ']'")?;
         }
         self.depth -= 1;
         Ok(Raw::List(items, rest))
@@ -585,7 +595,7 @@ impl<'t> Parser<'t> {
 
 fn disjunct(raw: Raw) -> (Raw, bool) {
     match raw {
-        Raw::Default(inner) => (*inner, true),
+        Raw::Default(inner, _) => (*inner, true),
         other => (other, false),
     }
 }

@@ -1,7 +1,8 @@
 //! The resolver: every identifier of the raw tree bound to what it names (a field of an
 //! enclosing struct literal, a `let`, a package member, a builtin or a type).
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc as Rc;
 
 use super::{Raw, RawDecl, RawPart, RawStruct};
@@ -12,7 +13,10 @@ use crate::ast::*;
 #[derive(Default)]
 struct Scope {
     fields: HashMap<Label, ()>,
-    lets: HashMap<String, usize>,
+    /// Name → (index, line).
+    lets: HashMap<String, (usize, u32)>,
+    /// Lets referenced so far: CUE refuses a let nothing refers to.
+    used: RefCell<HashSet<String>>,
 }
 
 /// What an identifier in expression position stands for before selectors are applied.
@@ -39,8 +43,22 @@ impl Resolver {
         declare(raw, &mut scope, &mut lit)?;
         scopes.push(scope);
         let result = self.resolve_decls(raw, scopes, &mut lit);
-        scopes.pop();
+        let scope = scopes.pop();
         result?;
+        if let Some(scope) = scope {
+            let used = scope.used.borrow();
+            let unused = scope
+                .lets
+                .iter()
+                .filter(|(name, _)| !used.contains(*name))
+                .min_by_key(|(_, (_, line))| *line);
+            if let Some((name, (_, line))) = unused {
+                return Err(CompileError::syntax(
+                    *line,
+                    &format!("unreferenced alias or let clause {name}"),
+                ));
+            }
+        }
         Ok(Rc::new(lit))
     }
 
@@ -125,7 +143,12 @@ impl Resolver {
                     .map(|(alt, default)| Ok((self.resolve(alt, scopes)?, *default)))
                     .collect::<Result<_, CompileError>>()?,
             ),
-            Raw::Default(inner) => Expr::Disjunction(vec![(self.resolve(inner, scopes)?, true)]),
+            Raw::Default(_, line) => {
+                return Err(CompileError::syntax(
+                    *line,
+                    "preference mark not allowed at this position",
+                ));
+            }
             Raw::Struct(raw) => Expr::Struct(self.resolve_struct(raw, scopes)?),
             Raw::List(items, rest) => Expr::List(
                 items
@@ -163,7 +186,8 @@ impl Resolver {
     fn identifier(&self, name: &str, line: u32, scopes: &[Scope]) -> Result<Resolved, CompileError> {
         let label = Label::Field(name.to_string());
         for (depth, scope) in scopes.iter().rev().enumerate() {
-            if let Some(index) = scope.lets.get(name) {
+            if let Some((index, _)) = scope.lets.get(name) {
+                scope.used.borrow_mut().insert(name.to_string());
                 return Ok(Resolved::Expr(Expr::Let { depth, index: *index }));
             }
             if scope.fields.contains_key(&label) {
@@ -234,8 +258,8 @@ fn declare(raw: &RawStruct, scope: &mut Scope, lit: &mut StructLit) -> Result<()
             RawDecl::Let { name, line, .. } if scope.lets.contains_key(name) => {
                 return Err(CompileError::syntax(*line, &format!("let {name} declared twice")));
             }
-            RawDecl::Let { name, .. } => {
-                scope.lets.insert(name.clone(), scope.lets.len());
+            RawDecl::Let { name, line, .. } => {
+                scope.lets.insert(name.clone(), (scope.lets.len(), *line));
             }
             _ => {}
         }
