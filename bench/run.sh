@@ -12,6 +12,9 @@
 #   SOAK_ARGS="--seconds 30" bench/run.sh soak   # extra arguments for `bench soak`
 #   bench/run.sh audit            # `signet audit` of 5,000 pods over 200 images: time and
 #                                 # registry requests (printed only; AUDIT_ARGS for `bench audit`)
+#   SIGNET_FIXTURES=DIR bench/run.sh cue   # CUE evaluation time per corpus policy, and CUE next
+#                                 # to Rego for the same checks (printed only, no registry;
+#                                 # CUE_ARGS for `bench cue`, e.g. "--iterations 1000")
 #
 # Needs: cargo, and root or sudo for `apt-get install docker-registry` when it is missing.
 # All traffic stays on 127.0.0.1.
@@ -19,9 +22,9 @@ set -euo pipefail
 
 MODE="${1:-all}"
 case "$MODE" in
-    all | soak | audit) ;;
+    all | soak | audit | cue) ;;
     *)
-        echo "usage: bench/run.sh [soak|audit]" >&2
+        echo "usage: bench/run.sh [soak|audit|cue]" >&2
         exit 2
         ;;
 esac
@@ -29,6 +32,15 @@ esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+if [ "$MODE" = cue ]; then
+    # In-process only: no registry, no signet binary. Prints; writes nothing.
+    : "${SIGNET_FIXTURES:?set SIGNET_FIXTURES to the fixtures directory (holds cue-policies/)}"
+    echo "building the bench tool (release)" >&2
+    cargo build --release --example bench >&2
+    # shellcheck disable=SC2086 # CUE_ARGS is a list of arguments
+    exec "$CARGO_TARGET_DIR/release/examples/bench" cue --fixtures "$SIGNET_FIXTURES" ${CUE_ARGS:-}
+fi
 
 # --- Tools (idempotent: only what is missing).
 if ! command -v docker-registry >/dev/null 2>&1; then

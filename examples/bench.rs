@@ -57,6 +57,26 @@ enum Cmd {
     /// `signet audit` of many pods over fewer distinct images, from a `kubectl get -o json`
     /// file: its wall time and the registry requests it made (Markdown on stdout).
     Audit(AuditArgs),
+    /// CUE policy evaluation time per policy of the corpus (`cue-policies/cases.json`), and
+    /// the Pod Security Standards checks written in both CUE and Rego side by side (Markdown
+    /// on stdout; no registry, no signet process).
+    Cue(CueArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct CueArgs {
+    /// The fixtures directory (holds `cue-policies/cases.json`).
+    #[arg(long, env = "SIGNET_FIXTURES")]
+    fixtures: PathBuf,
+    /// Timed evaluations of each input of each policy.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Untimed evaluations of each input first.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Timed compiles of each policy.
+    #[arg(long, default_value_t = 50)]
+    compiles: usize,
 }
 
 #[derive(clap::Args, Clone)]
@@ -171,6 +191,7 @@ fn main() -> Result<()> {
         Cmd::Run(args) => runtime.block_on(run(args)),
         Cmd::Soak(args) => runtime.block_on(soak(args)),
         Cmd::Audit(args) => runtime.block_on(audit_bench(args)),
+        Cmd::Cue(args) => cue_bench(args),
     }
 }
 
@@ -237,6 +258,390 @@ async fn audit_bench(args: AuditArgs) -> Result<()> {
     println!("| summary | {} |", report["summary"]);
     println!("| exit code | {} |", output.status.code().unwrap_or(-1));
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUE evaluation
+
+/// One distinct CUE policy of the corpus and the distinct inputs its cases give it.
+struct CorpusCuePolicy {
+    /// The file and where in it the policy sits (attestation or `spec.policy`), or the first
+    /// case of an inline policy.
+    label: String,
+    /// What messages call it: the attestation's name, or `ClusterImagePolicy`.
+    name: String,
+    source: String,
+    inputs: Vec<Value>,
+}
+
+fn micros(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1e6
+}
+
+/// Wall time of one call, µs (the result is dropped inside the timed span).
+fn time_us<T>(work: impl FnOnce() -> T) -> f64 {
+    let started = Instant::now();
+    std::hint::black_box(work());
+    micros(started.elapsed())
+}
+
+fn denies(verdict: &signet::policy::rego::Verdict) -> bool {
+    matches!(verdict, signet::policy::rego::Verdict::Deny { .. })
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// The ClusterImagePolicy specs of a YAML file.
+fn cip_specs(path: &Path) -> Result<Vec<signet::api::cip::ClusterImagePolicySpec>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let documents = signet::api::parse_documents(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(documents
+        .into_iter()
+        .filter_map(|d| match d {
+            signet::api::Document::Policy(cip) => Some(cip.spec),
+            _ => None,
+        })
+        .collect())
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A case's CUE policy, as `tests/it/cue_oracle.rs` reads it: label, name, text, and the
+/// `spec.policy` of a CIP-level policy (which shapes a resource input).
+fn case_cue_policy(dir: &Path, case: &Value) -> Result<(String, String, String, Option<signet::api::cip::Policy>)> {
+    let id = case["id"].as_str().unwrap_or("?");
+    if let Some(text) = case["policy_inline"].as_str() {
+        return Ok((format!("inline ({id})"), "policy".into(), text.into(), None));
+    }
+    let file = case["policy"].as_str().context("no policy and no policy_inline")?;
+    let path = dir.join(file);
+    let location = case["policy_location"].as_str().unwrap_or_default();
+    let cip_level = location.contains("spec.policy");
+    if path.extension().is_some_and(|e| e == "cue") {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let (label, name) = match cip_level {
+            true => (format!("{} spec.policy", file_name(file)), "ClusterImagePolicy"),
+            false => (file_name(file).to_string(), "policy"),
+        };
+        return Ok((label, name.into(), text, None));
+    }
+    let spec = cip_specs(&path)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("no ClusterImagePolicy in {file}"))?;
+    if location.contains("attestations") {
+        // The attestation the case's note names, else the first CUE one.
+        let named = case["note"]
+            .as_str()
+            .and_then(|n| n.split("attestation '").nth(1))
+            .and_then(|rest| rest.split('\'').next());
+        let attestation = spec
+            .authorities
+            .iter()
+            .flat_map(|a| &a.attestations)
+            .filter(|a| a.policy.as_ref().is_some_and(|p| p.type_ == "cue"))
+            .find(|a| named.is_none_or(|n| n == a.name))
+            .with_context(|| format!("no CUE attestation policy {named:?} in {file}"))?;
+        let text = attestation
+            .policy
+            .as_ref()
+            .and_then(|p| p.data.clone())
+            .with_context(|| format!("attestation {} in {file} has no inline data", attestation.name))?;
+        let label = format!("{} attestation {}", file_name(file), attestation.name);
+        return Ok((label, attestation.name.clone(), text, None));
+    }
+    let policy = spec.policy.with_context(|| format!("{file} has no spec.policy"))?;
+    let text = policy
+        .data
+        .clone()
+        .with_context(|| format!("spec.policy of {file} has no inline data"))?;
+    let label = format!("{} spec.policy", file_name(file));
+    Ok((label, "ClusterImagePolicy".into(), text, Some(policy)))
+}
+
+/// The JSON a case's CUE engine sees: a statement or input file, a `#bodies.` vector, or a
+/// Kubernetes resource turned into the CIP-level input.
+fn case_cue_input(dir: &Path, case: &Value, spec_policy: Option<&signet::api::cip::Policy>) -> Result<Value> {
+    let input = case["input"].as_str().context("no input")?;
+    if let Some((file, body)) = input.split_once("#bodies.") {
+        let text = std::fs::read(dir.join(file)).with_context(|| format!("reading {file}"))?;
+        let vectors: Value = serde_json::from_slice(&text).with_context(|| format!("parsing {file}"))?;
+        let body = vectors["bodies"]
+            .get(body)
+            .with_context(|| format!("no body {body:?} in {file}"))?;
+        return Ok(body.clone());
+    }
+    let text = std::fs::read_to_string(dir.join(input)).with_context(|| format!("reading {input}"))?;
+    if input.ends_with(".json") {
+        return serde_json::from_str(&text).with_context(|| format!("parsing {input}"));
+    }
+    let object: Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {input}"))?;
+    let policy = spec_policy.with_context(|| format!("the resource {input} goes with a CIP-level policy"))?;
+    Ok(signet::policy::program::cip_policy_input(
+        policy,
+        &Default::default(),
+        Some(&object),
+        None,
+    ))
+}
+
+/// Every distinct CUE policy of the offline CUE cases, with its distinct inputs, in the
+/// order of the cases.
+fn corpus_cue_policies(dir: &Path) -> Result<(Vec<CorpusCuePolicy>, usize)> {
+    let path = dir.join("cases.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let all: Value = serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let cases = all["cases"].as_array().context("cases.json has no `cases` array")?;
+    let mut policies: Vec<CorpusCuePolicy> = Vec::new();
+    let mut count = 0;
+    for case in cases
+        .iter()
+        .filter(|c| c["offline"] == true && c["policy_type"] == "cue")
+    {
+        count += 1;
+        let id = case["id"].as_str().unwrap_or("?");
+        let (label, name, source, spec_policy) = case_cue_policy(dir, case).with_context(|| format!("case {id}"))?;
+        let input = case_cue_input(dir, case, spec_policy.as_ref()).with_context(|| format!("case {id}"))?;
+        match policies.iter_mut().find(|p| p.source == source && p.name == name) {
+            Some(known) if known.inputs.contains(&input) => {}
+            Some(known) => known.inputs.push(input),
+            None => policies.push(CorpusCuePolicy {
+                label,
+                name,
+                source,
+                inputs: vec![input],
+            }),
+        }
+    }
+    Ok((policies, count))
+}
+
+/// The Pod Security Standards checks the catalog writes both in CUE and in Rego:
+/// `(stem, CUE spec.policy, Rego spec.policy)` for each `STEM-cue.yaml` / `STEM-rego.yaml`.
+fn pss_pairs(dir: &Path) -> Result<Vec<(String, signet::api::cip::Policy, signet::api::cip::Policy)>> {
+    let spec_policy = |path: &Path| -> Result<signet::api::cip::Policy> {
+        cip_specs(path)?
+            .into_iter()
+            .find_map(|spec| spec.policy)
+            .with_context(|| format!("no spec.policy in {}", path.display()))
+    };
+    let mut stems: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix("-rego.yaml").map(String::from)
+        })
+        .filter(|stem| dir.join(format!("{stem}-cue.yaml")).is_file())
+        .collect();
+    stems.sort();
+    stems
+        .into_iter()
+        .map(|stem| {
+            let cue = spec_policy(&dir.join(format!("{stem}-cue.yaml")))?;
+            let rego = spec_policy(&dir.join(format!("{stem}-rego.yaml")))?;
+            Ok((stem, cue, rego))
+        })
+        .collect()
+}
+
+/// The Pods of a `testdata` folder, by file name.
+fn testdata_pods(dir: &Path) -> Result<Vec<Value>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    let mut pods = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let object: Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if object["kind"] == "Pod" {
+            pods.push(object);
+        }
+    }
+    Ok(pods)
+}
+
+fn cue_bench(args: CueArgs) -> Result<()> {
+    use signet::policy::cue::CuePolicy;
+    use signet::policy::rego::RegoPolicy;
+    use std::hint::black_box;
+
+    elapsed_total();
+    if args.iterations == 0 || args.compiles == 0 {
+        bail!("need --iterations > 0 and --compiles > 0");
+    }
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let dir = args.fixtures.join("cue-policies");
+    let (policies, case_count) = corpus_cue_policies(&dir)?;
+    say(format!(
+        "{} distinct CUE policies in {case_count} offline CUE cases; {} timed evaluations of each input",
+        policies.len(),
+        args.iterations
+    ));
+
+    // --- Every corpus policy.
+    println!("### CUE evaluation per policy (offline CUE cases of `cue-policies/cases.json`)");
+    println!();
+    println!("| policy | inputs (denied) | compile median µs | eval median µs | eval p99 µs | eval max µs |");
+    println!("|---|---|---|---|---|---|");
+    let mut all = Vec::new();
+    let mut compile_medians = Vec::new();
+    let mut input_count = 0;
+    let mut refused = Vec::new();
+    for policy in &policies {
+        let compiled = match CuePolicy::compile(&policy.name, &policy.source) {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                refused.push(format!("`{}` ({e})", policy.label));
+                continue;
+            }
+        };
+        let compile_us: Vec<f64> = (0..args.compiles)
+            .map(|_| time_us(|| CuePolicy::compile(&policy.name, black_box(&policy.source))))
+            .collect();
+        let mut times = Vec::with_capacity(policy.inputs.len() * args.iterations);
+        let mut denied = 0;
+        for input in &policy.inputs {
+            if denies(&compiled.evaluate_blocking(input)) {
+                denied += 1;
+            }
+            for _ in 0..args.warmup {
+                black_box(compiled.evaluate_blocking(black_box(input)));
+            }
+            times.extend((0..args.iterations).map(|_| time_us(|| compiled.evaluate_blocking(black_box(input)))));
+        }
+        let times = sorted(times);
+        let compile_median = median(&compile_us);
+        println!(
+            "| `{}` | {} ({denied}) | {compile_median:.1} | {:.1} | {:.1} | {:.1} |",
+            policy.label,
+            policy.inputs.len(),
+            percentile(&times, 50.0),
+            percentile(&times, 99.0),
+            times.last().copied().unwrap_or(f64::NAN),
+        );
+        compile_medians.push(compile_median);
+        input_count += policy.inputs.len();
+        all.extend(times);
+    }
+    let all = sorted(all);
+    println!(
+        "| **all {} policies, {} evaluations** | {} | {:.1} (median of the medians) | **{:.1}** | **{:.1}** | {:.1} |",
+        compile_medians.len(),
+        all.len(),
+        input_count,
+        median(&compile_medians),
+        percentile(&all, 50.0),
+        percentile(&all, 99.0),
+        all.last().copied().unwrap_or(f64::NAN),
+    );
+    if !refused.is_empty() {
+        println!();
+        println!("Not compiled, so not timed: {}.", refused.join("; "));
+    }
+
+    // --- The same checks in CUE and in Rego, on the same Pods.
+    let pss = dir.join("policy-catalog/policies/benchmarks/pod-security-standards");
+    let pairs = pss_pairs(&pss)?;
+    let pods = testdata_pods(&pss.join("testdata"))?;
+    if pairs.is_empty() || pods.is_empty() {
+        bail!("no CUE/Rego pairs or no Pods under {}", pss.display());
+    }
+    say(format!(
+        "{} checks in both CUE and Rego, on {} Pods",
+        pairs.len(),
+        pods.len()
+    ));
+    println!();
+    println!(
+        "### The same Pod Security Standards check in CUE and in Rego ({} Pods of `testdata/`)",
+        pods.len()
+    );
+    println!();
+    println!(
+        "| check | CUE median µs | CUE p99 µs | Rego median µs | Rego p99 µs | CUE / Rego, median | CUE / Rego, p99 | denied, CUE / Rego |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let (mut all_cue, mut all_rego) = (Vec::new(), Vec::new());
+    for (stem, cue_policy, rego_policy) in &pairs {
+        let cue_text = cue_policy
+            .data
+            .as_deref()
+            .with_context(|| format!("{stem}-cue.yaml: no inline data"))?;
+        let rego_text = rego_policy
+            .data
+            .as_deref()
+            .with_context(|| format!("{stem}-rego.yaml: no inline data"))?;
+        let cue = CuePolicy::compile("ClusterImagePolicy", cue_text).with_context(|| format!("{stem}-cue.yaml"))?;
+        let rego = RegoPolicy::compile(stem, rego_text).with_context(|| format!("{stem}-rego.yaml"))?;
+        let (mut cue_us, mut rego_us) = (Vec::new(), Vec::new());
+        let (mut cue_denied, mut rego_denied) = (0, 0);
+        for pod in &pods {
+            let none = BTreeMap::new();
+            let cue_input = signet::policy::program::cip_policy_input(cue_policy, &none, Some(pod), None);
+            let rego_input = signet::policy::program::cip_policy_input(rego_policy, &none, Some(pod), None);
+            cue_denied += usize::from(denies(&cue.evaluate_blocking(&cue_input)));
+            rego_denied += usize::from(denies(&rego.evaluate_blocking(&rego_input)));
+            for _ in 0..args.warmup {
+                black_box(cue.evaluate_blocking(black_box(&cue_input)));
+                black_box(rego.evaluate_blocking(black_box(&rego_input)));
+            }
+            // Alternating, so drift in the machine's load hits both alike.
+            for _ in 0..args.iterations {
+                cue_us.push(time_us(|| cue.evaluate_blocking(black_box(&cue_input))));
+                rego_us.push(time_us(|| rego.evaluate_blocking(black_box(&rego_input))));
+            }
+        }
+        let (cue_us, rego_us) = (sorted(cue_us), sorted(rego_us));
+        print_pair_row(
+            &format!("`{stem}`"),
+            &cue_us,
+            &rego_us,
+            &format!("{cue_denied} / {rego_denied}"),
+        );
+        all_cue.extend(cue_us);
+        all_rego.extend(rego_us);
+    }
+    print_pair_row(
+        &format!("**all {} checks**", pairs.len()),
+        &sorted(all_cue),
+        &sorted(all_rego),
+        "",
+    );
+    println!();
+    println!(
+        "Each evaluation timed alone (`Instant` around `evaluate_blocking`, the call an admission makes on its evaluation thread: input size check, evaluation, verdict and message), {} times per input after {} untimed; compile = `CuePolicy::compile`, {} times per policy. Inputs as the cases give them: statements, `#bodies.` vectors, or Kubernetes resources turned into the CIP-level input (`cip_policy_input`, no authority matches). p99 by nearest rank; µs. Pairs: each Pod gets each policy's own CIP-level input, CUE and Rego alternate. nproc {}; load average before: {}, after: {}.",
+        args.iterations,
+        args.warmup,
+        args.compiles,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    say("done");
+    Ok(())
+}
+
+fn print_pair_row(label: &str, cue: &[f64], rego: &[f64], denied: &str) {
+    let (cue_median, cue_p99) = (percentile(cue, 50.0), percentile(cue, 99.0));
+    let (rego_median, rego_p99) = (percentile(rego, 50.0), percentile(rego, 99.0));
+    println!(
+        "| {label} | {cue_median:.1} | {cue_p99:.1} | {rego_median:.1} | {rego_p99:.1} | {:.2}× | {:.2}× | {denied} |",
+        cue_median / rego_median,
+        cue_p99 / rego_p99,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
