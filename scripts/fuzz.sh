@@ -3,11 +3,12 @@
 #
 #   scripts/fuzz.sh                      short run: every target ${FUZZ_SECONDS:-20} s (CI, via
 #                                        tests/it/fuzz_short.rs with SIGNET_FUZZ=1)
-#   FUZZ_SECONDS=600 scripts/fuzz.sh     the longer run: 10 minutes per target (~80 minutes)
+#   FUZZ_SECONDS=600 scripts/fuzz.sh     the longer run: 10 minutes per target (~110 minutes)
 #   FUZZ_SECONDS=3600 scripts/fuzz.sh glob image_reference    only some targets
 #
 # Seed corpora are generated into a temporary folder from ../shared/fixtures (AdmissionReviews,
-# policies, trusted roots), deploy/examples and keys/certificates made with openssl; fixtures
+# policies, CUE policies and their inputs, trusted roots), deploy/examples and keys/certificates
+# made with openssl (the CUE seeds need python3 with PyYAML: $SIGNET_PYTHON or python3); fixtures
 # are never copied into the repository. Set FUZZ_CORPUS=DIR to keep the grown corpora in DIR
 # across runs (a longer run then continues where the last stopped).
 #
@@ -29,7 +30,7 @@ FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/signet-fuzz-target}"
 FIXTURES="${SIGNET_FIXTURES:-$REPO/../shared/fixtures}"
 ALL_TARGETS=(admission_review image_reference glob policy_yaml trusted_root_json public_key_pem certificate_pem
-    simplesigning_payload sigstore_bundle registry_client)
+    simplesigning_payload sigstore_bundle registry_client cue_policy)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 log() { echo "fuzz: $*" >&2; }
@@ -158,6 +159,83 @@ if command -v jq >/dev/null; then
         done
     done
 fi
+# CUE policies (cue_policy: policy text, NUL, input JSON; a policy alone runs on {}): every
+# *.cue file and the data of every `type: cue` policy in the ClusterImagePolicies of the
+# fixtures, each alone and with every statement and CIP-level input of the fixtures (the ones
+# it is written for pass, the others conflict), and the policy/input pairs of cosign's
+# TestValidationJSON table and of the inline policies in cases.json.
+printf 'predicate: builder: id: "2"\n' | seed cue_policy
+printf 'import "strings"\n#D: {a: int | *1, b?: =~"^x", ...}\nx: #D & {a: 2, b: "x\\(x.a)"}\nif x.a > 0 {y: len([1, 2]) + 1}\nz: strings.HasPrefix(x.b, "x")\n\0{"x":{"a":2,"b":"x2"}}' |
+    seed cue_policy
+printf 'import "time"\nlet t = time.Parse(time.RFC3339, "2022-01-01T00:00:00Z")\npredicate: Timestamp: <t & !=""\nn: >=1 & <=10 | null\n\0{"predicate":{"Timestamp":"2021-01-01T00:00:00Z"},"n":null}' |
+    seed cue_policy
+cue_python=""
+for python in "${SIGNET_PYTHON:-}" python3; do
+    if [ -n "$python" ] && "$python" -c 'import yaml' 2>/dev/null; then
+        cue_python="$python"
+        break
+    fi
+done
+if [ -d "$FIXTURES/cue-policies" ] && [ -n "$cue_python" ]; then
+    "$cue_python" - "$FIXTURES" "$SEEDS/cue_policy" <<'EOF' || log "could not make every cue_policy seed"
+import glob, json, os, sys
+import yaml
+
+fixtures, out = sys.argv[1], sys.argv[2]
+cue = os.path.join(fixtures, "cue-policies")
+
+def seed(policy, data=None):
+    seed.count += 1
+    with open(os.path.join(out, "fixture-%04d" % seed.count), "wb") as f:
+        f.write(policy.encode())
+        if data is not None:
+            f.write(b"\0" + data)
+seed.count = 0
+
+def cue_data(node):
+    """The data of every {type: cue, data: TEXT} policy in a document."""
+    if isinstance(node, dict):
+        if node.get("type") == "cue" and isinstance(node.get("data"), str):
+            yield node["data"]
+        for value in node.values():
+            yield from cue_data(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from cue_data(value)
+
+def read(path):
+    with open(os.path.join(cue, path), "rb") as f:
+        return f.read()
+
+policies = {}  # a dict: in order, without duplicates
+for path in sorted(glob.glob(os.path.join(cue, "**", "*.cue"), recursive=True)):
+    policies[read(path).decode()] = None
+for root in (cue, os.path.join(fixtures, "policy-controller")):
+    for path in sorted(glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True)):
+        try:
+            documents = list(yaml.safe_load_all(read(path)))
+        except yaml.YAMLError:
+            continue
+        for document in documents:
+            if isinstance(document, dict) and document.get("kind") == "ClusterImagePolicy":
+                policies.update(dict.fromkeys(cue_data(document)))
+inputs = [read(path) for pattern in ("derived-inputs/*.json", "cosign/*.statement.json")
+          for path in sorted(glob.glob(os.path.join(cue, pattern)))]
+for policy in policies:
+    seed(policy)
+    for data in inputs:
+        seed(policy, data)
+vectors = json.loads(read("cosign/cue_test-vectors.json"))
+for case in vectors["cases"]:
+    seed(case["policy"], vectors["bodies_raw"][case["json_body"]].encode())
+for case in json.loads(read("cases.json"))["cases"]:
+    if case.get("policy_type") == "cue" and "policy_inline" in case and case["input"].endswith(".json"):
+        seed(case["policy_inline"], read(case["input"]))
+print("fuzz: cue_policy: %d policies from the fixtures, %d inputs" % (len(policies), len(inputs)), file=sys.stderr)
+EOF
+else
+    log "no fixtures at $FIXTURES/cue-policies or no python3 with PyYAML: built-in cue_policy seeds only"
+fi
 # Registry responses (raw HTTP, separated by "\n=====\n"; {HOST} is the server): the same
 # ordinary and hostile answers as support::scripted_registry::seed_scripts.
 sep=$'\n=====\n'
@@ -204,7 +282,7 @@ BIN_DIR="$FUZZ_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/release"
 max_len() {
     case "$1" in
         admission_review | trusted_root_json | sigstore_bundle) echo 65536 ;;
-        policy_yaml | certificate_pem) echo 16384 ;;
+        policy_yaml | certificate_pem | cue_policy) echo 16384 ;;
         glob) echo 1024 ;;
         *) echo 4096 ;;
     esac

@@ -29,12 +29,13 @@ echo "== cargo clippy --workspace --all-targets -- -D warnings" >&2
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "== scripts/deny.sh (cargo deny: licenses, bans, sources, advisories)" >&2
 "$REPO/scripts/deny.sh"
-# The short coverage-guided fuzzing run of the registry client against hostile responses
-# (building every fuzz target, so none drifts from the code). SIGNET_FUZZ_SHORT=0 skips it;
-# SIGNET_FUZZ=1 runs every target instead, from tests/it/fuzz_short.rs.
+# The short coverage-guided fuzzing run of the registry client against hostile responses and
+# of the CUE evaluator on arbitrary policies (building every fuzz target, so none drifts from
+# the code). SIGNET_FUZZ_SHORT=0 skips it; SIGNET_FUZZ=1 runs every target instead, from
+# tests/it/fuzz_short.rs.
 if [ "${SIGNET_FUZZ_SHORT:-1}" = 1 ] && [ "${SIGNET_FUZZ:-}" != 1 ]; then
-    echo "== scripts/fuzz.sh registry_client (${FUZZ_SECONDS:-20} s)" >&2
-    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$REPO/scripts/fuzz.sh" registry_client
+    echo "== scripts/fuzz.sh registry_client cue_policy (${FUZZ_SECONDS:-20} s each)" >&2
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$REPO/scripts/fuzz.sh" registry_client cue_policy
 fi
 # nextest closes with one summary line for every test binary; plain `cargo test` would
 # close on the (empty) doc-test run instead.

@@ -68,7 +68,15 @@ pub fn call(func: Func, args: &[Value]) -> Result<Value, String> {
                     None => return Ok(Value::Incomplete("strings.Join: non-concrete element".into())),
                 }
             }
-            Ok(Value::Str(parts.join(string(1)?)))
+            let separator = string(1)?;
+            let total = parts.iter().map(|p| p.len()).sum::<usize>() + separator.len() * parts.len();
+            if total > crate::ops::MAX_STRING_BYTES {
+                return Err(format!(
+                    "a string of more than {} bytes is not built",
+                    crate::ops::MAX_STRING_BYTES
+                ));
+            }
+            Ok(Value::Str(parts.join(separator)))
         }
         Func::StringsHasPrefix => Ok(Value::Bool(string(0)?.starts_with(string(1)?))),
         Func::StringsHasSuffix => Ok(Value::Bool(string(0)?.ends_with(string(1)?))),

@@ -1,11 +1,54 @@
 //! Operators on concrete values: bounds (`<5`, `=~"re"`) checked against a value, and the
 //! binary operators of expressions.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use regex::{Regex, RegexBuilder};
+
 use crate::ast::{BinOp, BoundOp, Kinds};
 use crate::builtins;
 use crate::value::Value;
 
-pub fn check_bound(op: BoundOp, limit: &Value, value: &Value) -> Result<(), String> {
+/// Longest string an evaluation builds (`+`, interpolation, `strings.Join`): a few lines
+/// that double a string would otherwise reach gigabytes.
+pub const MAX_STRING_BYTES: usize = 1 << 20;
+
+/// Most memory one compiled regular expression may take (the regex crate's default, stated):
+/// bounds its compile time too; `\\w{100}` fits, as it does in CUE.
+const REGEX_BYTES: usize = 10 << 20;
+
+/// The regular expressions of one evaluation, compiled once per pattern rather than once per
+/// value they are checked against.
+#[derive(Default)]
+pub struct Regexes(RefCell<HashMap<String, Result<Rc<Regex>, String>>>);
+
+impl Regexes {
+    pub fn get(&self, pattern: &str) -> Result<Rc<Regex>, String> {
+        if let Some(compiled) = self.0.borrow().get(pattern) {
+            return compiled.clone();
+        }
+        let compiled = RegexBuilder::new(pattern)
+            .size_limit(REGEX_BYTES)
+            .dfa_size_limit(REGEX_BYTES)
+            .build()
+            .map(Rc::new)
+            .map_err(|e| format!("invalid regular expression {}: {e}", crate::value::quote(pattern)));
+        self.0.borrow_mut().insert(pattern.to_string(), compiled.clone());
+        compiled
+    }
+}
+
+/// `a + b` of two strings, refusing to build one longer than [`MAX_STRING_BYTES`].
+pub fn concat(a: &str, b: &str) -> Result<String, String> {
+    if a.len() + b.len() > MAX_STRING_BYTES {
+        return Err(format!("a string of more than {MAX_STRING_BYTES} bytes is not built"));
+    }
+    Ok(format!("{a}{b}"))
+}
+
+pub fn check_bound(op: BoundOp, limit: &Value, value: &Value, regexes: &Regexes) -> Result<(), String> {
     use std::cmp::Ordering::*;
     let ok = match op {
         BoundOp::Ne => !builtins::equal(value, limit),
@@ -13,7 +56,7 @@ pub fn check_bound(op: BoundOp, limit: &Value, value: &Value) -> Result<(), Stri
             let (Value::Str(pattern), Value::Str(text)) = (limit, value) else {
                 return Err(format!("conflicting values {value} and {}{limit}", op.symbol()));
             };
-            let matched = regex::Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(false);
+            let matched = regexes.get(pattern)?.is_match(text);
             matched == (op == BoundOp::Match)
         }
         _ => match builtins::compare(value, limit) {
@@ -40,7 +83,7 @@ pub fn check_bound(op: BoundOp, limit: &Value, value: &Value) -> Result<(), Stri
     }
 }
 
-pub fn binary_value(op: BinOp, l: &Value, r: &Value) -> Result<Value, String> {
+pub fn binary_value(op: BinOp, l: &Value, r: &Value, regexes: &Regexes) -> Result<Value, String> {
     use std::cmp::Ordering::*;
     let mismatch = || {
         format!(
@@ -78,13 +121,12 @@ pub fn binary_value(op: BinOp, l: &Value, r: &Value) -> Result<Value, String> {
         }
         BinOp::Match | BinOp::NotMatch => match (l, r) {
             (Value::Str(text), Value::Str(pattern)) => {
-                let re = regex::Regex::new(pattern).map_err(|e| format!("invalid regular expression: {e}"))?;
-                Value::Bool(re.is_match(text) == (op == BinOp::Match))
+                Value::Bool(regexes.get(pattern)?.is_match(text) == (op == BinOp::Match))
             }
             _ => return Err(mismatch()),
         },
         BinOp::Add => match (l, r) {
-            (Value::Str(a), Value::Str(b)) => Value::Str(format!("{a}{b}")),
+            (Value::Str(a), Value::Str(b)) => Value::Str(concat(a, b)?),
             (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_add(*b).ok_or("integer overflow")?),
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => Value::Float(as_f64(l) + as_f64(r)),
             _ => return Err(mismatch()),

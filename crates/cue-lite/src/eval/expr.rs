@@ -38,9 +38,9 @@ impl Evaluator {
                 match limit.concrete() {
                     Some(limit) => {
                         if let (BoundOp::Match | BoundOp::NotMatch, Value::Str(pattern)) = (op, limit)
-                            && let Err(e) = regex::Regex::new(pattern)
+                            && let Err(e) = self.regexes.get(pattern)
                         {
-                            return bottom(format!("invalid regular expression {}: {e}", quote(pattern)));
+                            return bottom(e);
                         }
                         Value::Constraint(vec![Atom::Bound(*op, limit.clone())])
                     }
@@ -93,14 +93,14 @@ impl Evaluator {
         let mut text = String::new();
         for part in parts {
             match part {
-                Part::Lit(lit) => text.push_str(lit),
+                Part::Lit(lit) => text = crate::ops::concat(&text, lit).map_err(EvalError::Limit)?,
                 Part::Expr(expr) => {
                     let value = match self.value_of(expr, env)? {
                         Ok(value) => value,
                         Err(faults) => return Ok(Err(faults)),
                     };
                     match value.concrete() {
-                        Some(Value::Str(s)) => text.push_str(s),
+                        Some(Value::Str(s)) => text = crate::ops::concat(&text, s).map_err(EvalError::Limit)?,
                         Some(Value::Int(i)) => text.push_str(&i.to_string()),
                         Some(Value::Float(f)) => text.push_str(&crate::value::format_float(*f)),
                         Some(Value::Bool(b)) => text.push_str(&b.to_string()),
@@ -149,7 +149,7 @@ impl Evaluator {
                 op.symbol()
             ))));
         };
-        let result = binary_value(op, l, r);
+        let result = binary_value(op, l, r, &self.regexes);
         Ok(match result {
             Ok(value) => Ok(value),
             Err(message) => Err(vec![Fault {

@@ -225,7 +225,7 @@ impl Evaluator {
         };
         for (atom, _) in &vertex.atoms {
             if let Atom::Bound(op, limit) = atom {
-                check_bound(*op, limit, value)?;
+                check_bound(*op, limit, value, &self.regexes)?;
             }
         }
         Ok(Shape::Scalar(value.clone()))

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use crate::ast::*;
 use crate::builtins;
-use crate::ops::{binary_value, check_bound};
-use crate::value::{Atom, Value, quote};
+use crate::ops::{Regexes, binary_value, check_bound};
+use crate::value::{Atom, Value};
 use crate::{EvalError, Limits};
 
 type VertexId = usize;
@@ -121,6 +121,7 @@ const MAX_DEPTH: usize = 400;
 
 pub struct Evaluator {
     vertices: Vec<Vertex>,
+    regexes: Regexes,
     /// `close()` calls evaluated so far (each closes with a group of its own).
     closes: usize,
     depth: usize,
@@ -140,6 +141,7 @@ impl Evaluator {
     pub fn new(limits: Limits) -> Self {
         Evaluator {
             vertices: Vec::new(),
+            regexes: Regexes::default(),
             closes: 0,
             depth: 0,
             following: Vec::new(),
@@ -172,7 +174,7 @@ impl Evaluator {
                 self.limits.steps
             )));
         }
-        if self.steps.is_multiple_of(1024) && self.started.elapsed() > self.limits.time {
+        if self.steps.is_multiple_of(16) && self.started.elapsed() > self.limits.time {
             return Err(EvalError::Limit(format!(
                 "evaluation took longer than {:?}",
                 self.limits.time
