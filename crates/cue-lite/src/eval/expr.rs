@@ -212,10 +212,10 @@ impl Evaluator {
                 self.expand(v)?;
                 // A field being evaluated (a reference back into it) is read as far as it goes.
                 let in_cycle = matches!(self.vertices[v].state, State::Expanding | State::Finalizing);
-                if let Some(child) = self.vertices[v].arc_index.get(label)
+                if let Some(child) = self.arc_of(v, label)
                     && (self.vertices[v].disjunctions.is_empty() || in_cycle)
                 {
-                    return Ok(Target::Vertex(*child, through_definition || label.is_definition()));
+                    return Ok(Target::Vertex(child, through_definition || label.is_definition()));
                 }
                 let value = flatten(self.finalize(v)?);
                 let name = self.vertices[v]

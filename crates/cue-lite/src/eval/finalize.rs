@@ -303,7 +303,10 @@ impl Evaluator {
         }
         let mut items = Vec::with_capacity(len);
         for i in 0..len {
-            let child = self.vertices[v].arc_index[&Label::Index(i)];
+            // Every index below the longest literal's length is an arc (see add_list).
+            let Some(child) = self.arc_of(v, &Label::Index(i)) else {
+                continue;
+            };
             match self.finalize(child)? {
                 Ok(value) => items.push(value),
                 Err(child_faults) => faults.extend(child_faults),

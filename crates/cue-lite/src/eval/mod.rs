@@ -196,19 +196,37 @@ impl Evaluator {
     }
 
     fn arc(&mut self, v: VertexId, label: &Label) -> VertexId {
-        if let Some(id) = self.vertices[v].arc_index.get(label) {
-            return *id;
+        if let Some(id) = self.arc_of(v, label) {
+            return id;
         }
         let id = self.vertex(Some(v), Some(label.clone()));
-        self.vertices[v].arc_index.insert(label.clone(), id);
-        self.vertices[v].arcs.push((label.clone(), id));
+        let vertex = &mut self.vertices[v];
+        // List elements are arcs 0..n in order (list literals create them so), found by
+        // position; only field labels need the index (it would double a long list's memory).
+        let positional = matches!(label, Label::Index(i) if *i == vertex.arcs.len());
+        if !positional {
+            vertex.arc_index.insert(label.clone(), id);
+        }
+        vertex.arcs.push((label.clone(), id));
         id
+    }
+
+    /// The arc of `v` with `label`, if it has one.
+    fn arc_of(&self, v: VertexId, label: &Label) -> Option<VertexId> {
+        let vertex = &self.vertices[v];
+        if let Label::Index(i) = label
+            && let Some((found, id)) = vertex.arcs.get(*i)
+            && found == label
+        {
+            return Some(*id);
+        }
+        vertex.arc_index.get(label).copied()
     }
 
     /// Adds a conjunct to `v`; a vertex already evaluated is evaluated again when next asked.
     fn push(&mut self, v: VertexId, c: Conjunct) {
         let vertex = &mut self.vertices[v];
-        vertex.conjuncts.push(c);
+        push_small(&mut vertex.conjuncts, c);
         if matches!(vertex.state, State::Done(_)) {
             vertex.state = State::Expanded;
         }
@@ -282,11 +300,11 @@ impl Evaluator {
         self.tick()?;
         match c.expr.as_ref() {
             Expr::Struct(lit) => {
-                self.vertices[v].leaves.push(c.clone());
+                push_small(&mut self.vertices[v].leaves, c.clone());
                 self.add_struct(v, lit, &c)?;
             }
             Expr::List(items, rest) => {
-                self.vertices[v].leaves.push(c.clone());
+                push_small(&mut self.vertices[v].leaves, c.clone());
                 self.add_list(v, items, rest, &c);
             }
             Expr::Unify(a, b) => {
@@ -321,7 +339,7 @@ impl Evaluator {
             }
             Expr::Top => {}
             _ => {
-                self.vertices[v].leaves.push(c.clone());
+                push_small(&mut self.vertices[v].leaves, c.clone());
                 match self.value_of(&c.expr, &c.env)? {
                     Ok(value) => self.add_value(v, value, &c)?,
                     Err(faults) => self.vertices[v].faults.extend(faults.into_iter().map(|f| f.message)),
@@ -439,8 +457,9 @@ impl Evaluator {
                 continue;
             };
             for i in from..elements {
-                let child = self.vertices[v].arc_index[&Label::Index(i)];
-                self.push(child, rest.clone());
+                if let Some(child) = self.arc_of(v, &Label::Index(i)) {
+                    self.push(child, rest.clone());
+                }
             }
             self.vertices[v].lists[shape].applied = elements.max(from);
         }
@@ -518,7 +537,7 @@ impl Evaluator {
                     },
                 )?;
             }
-            scalar => vertex.concrete.push(scalar),
+            scalar => push_small(&mut vertex.concrete, scalar),
         }
         Ok(())
     }
@@ -602,6 +621,15 @@ fn conjunct(expr: Rc<Expr>, env: Env) -> Conjunct {
         close_outer: false,
         via: None,
     }
+}
+
+/// Pushes onto a list that usually holds one or two items: a first push reserves one slot
+/// rather than Vec's four, which is most of a vertex's memory on a large input.
+fn push_small<T>(items: &mut Vec<T>, item: T) {
+    if items.capacity() == 0 {
+        items.reserve_exact(1);
+    }
+    items.push(item);
 }
 
 fn frame_at(env: &Env, depth: usize) -> Option<Rc<Frame>> {
